@@ -1,0 +1,62 @@
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
+from django.core.exceptions import ValidationError
+
+from accounts import services
+from accounts.models import User
+from core.errors import ApplicationError
+
+
+class UserCreationForm(BaseUserCreationForm):  # type: ignore[type-arg]
+    class Meta:
+        model = User
+        fields = ("email",)
+
+
+class UserAdminChangeForm(UserChangeForm):  # type: ignore[type-arg]
+    class Meta:
+        model = User
+        fields = "__all__"
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):  # type: ignore[type-arg]
+    form = UserAdminChangeForm
+    add_form = UserCreationForm
+    ordering = ("email",)
+    list_display = ("email", "first_name", "last_name", "is_active", "is_staff", "date_joined")
+    search_fields = ("email", "first_name", "last_name")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Name", {"fields": ("first_name", "last_name")}),
+        (
+            "Permissions",
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
+    """The admin login, under the same per-account limit on login attempts as the API."""
+
+    def clean(self) -> dict[str, Any]:
+        email = self.cleaned_data.get("username")
+        if email:
+            try:
+                services.login_attempt_register(email=email)
+            except ApplicationError as exc:
+                raise ValidationError(exc.message, code="too_many_attempts") from None
+        cleaned = super().clean()
+        if email:
+            services.login_attempts_clear(email=email)
+        return cleaned
+
+
+admin.site.login_form = LimitedAdminAuthenticationForm
+admin.site.site_header = "Backend administration"

@@ -1,0 +1,168 @@
+"""The /api/v1/auth/ endpoints. Each view validates its input, calls one service, and returns the output
+serializer's data; errors are raised and shaped by core.exceptions."""
+
+from typing import cast
+
+from django.middleware.csrf import get_token
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import ensure_csrf_cookie
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import services
+from accounts.models import User
+from core.schema import error_responses
+from core.serializers import StrictInputSerializer
+
+# Long enough for any real password; the password validators set the limit for new ones.
+PASSWORD_FIELD_MAX = 4096
+
+
+def password_field() -> serializers.CharField:
+    # Never trimmed: leading and trailing spaces are part of the password.
+    return serializers.CharField(
+        trim_whitespace=False, max_length=PASSWORD_FIELD_MAX, style={"input_type": "password"}
+    )
+
+
+class UserOutputSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "email", "first_name", "last_name", "date_joined"]
+
+
+class AuthCsrfApi(APIView):
+    """Sets the csrftoken cookie and returns the same token. Call it first, and again after login, signup
+    and logout, which rotate the token. A SPA on another site cannot read the cookie and uses the body."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: inline_serializer("CsrfToken", {"csrf_token": serializers.CharField()})})
+    @method_decorator(ensure_csrf_cookie)
+    def get(self, request: Request) -> Response:
+        return Response({"csrf_token": get_token(request._request)})
+
+
+class AuthSignupApi(APIView):
+    permission_classes = [AllowAny]
+    throttle_scope = "auth"
+
+    class InputSerializer(StrictInputSerializer):
+        email = serializers.EmailField(max_length=254)
+        password = password_field()
+        first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+        last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: UserOutputSerializer, **error_responses(400, 403, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_create(**serializer.validated_data)
+        services.session_start(request=request._request, user=user)
+        return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class AuthLoginApi(APIView):
+    permission_classes = [AllowAny]
+    throttle_scope = "auth"
+
+    class InputSerializer(StrictInputSerializer):
+        email = serializers.CharField(max_length=254)
+        password = password_field()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: UserOutputSerializer, **error_responses(400, 403, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.session_login(request=request._request, **serializer.validated_data)
+        return Response(UserOutputSerializer(user).data)
+
+
+class AuthLogoutApi(APIView):
+    @extend_schema(request=None, responses={204: None, **error_responses(401, 403)})
+    def post(self, request: Request) -> Response:
+        services.session_logout(request=request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserMeApi(APIView):
+    class UpdateInputSerializer(StrictInputSerializer):
+        first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+        last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+    @extend_schema(responses={200: UserOutputSerializer, **error_responses(401)})
+    def get(self, request: Request) -> Response:
+        return Response(UserOutputSerializer(cast(User, request.user)).data)
+
+    @extend_schema(
+        request=UpdateInputSerializer,
+        responses={200: UserOutputSerializer, **error_responses(400, 401, 403)},
+    )
+    def patch(self, request: Request) -> Response:
+        serializer = self.UpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_update(user=cast(User, request.user), data=serializer.validated_data)
+        return Response(UserOutputSerializer(user).data)
+
+
+class PasswordChangeApi(APIView):
+    throttle_scope = "auth"
+
+    class InputSerializer(StrictInputSerializer):
+        current_password = password_field()
+        new_password = password_field()
+
+    @extend_schema(request=InputSerializer, responses={204: None, **error_responses(400, 401, 403, 429)})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.user_password_change(
+            request=request._request,
+            user=cast(User, request.user),
+            **serializer.validated_data,
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordResetApi(APIView):
+    """202 whatever the email: the response does not tell whether an account exists."""
+
+    permission_classes = [AllowAny]
+    throttle_scope = "auth"
+
+    class InputSerializer(StrictInputSerializer):
+        email = serializers.EmailField(max_length=254)
+
+    @extend_schema(request=InputSerializer, responses={202: None, **error_responses(400, 403, 429)})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.password_reset_request(**serializer.validated_data)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmApi(APIView):
+    permission_classes = [AllowAny]
+    throttle_scope = "auth"
+
+    class InputSerializer(StrictInputSerializer):
+        uid = serializers.CharField(max_length=64)
+        token = serializers.CharField(max_length=128)
+        new_password = password_field()
+
+    @extend_schema(request=InputSerializer, responses={204: None, **error_responses(400, 403, 429)})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.password_reset_confirm(**serializer.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,189 @@
+"""Everything the API does to accounts and sessions. Views validate input and call these; so does the admin
+login form for the per-account limit."""
+
+import hashlib
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.views.decorators.debug import sensitive_variables
+
+from accounts.models import User, normalize_email
+from accounts.selectors import user_get_active_by_email, user_get_from_reset_uid
+from core import background, errors, rate_limit
+from core.errors import ApplicationError
+from core.throttling import configured_rate
+
+logger = logging.getLogger(__name__)
+
+EMAIL_TAKEN = "A user with this email address already exists."
+
+
+def _email_key(purpose: str, email: str) -> str:
+    # Hashed: cache keys are visible to whoever can reach Redis, and emails are personal data.
+    return f"{purpose}:{hashlib.sha256(normalize_email(email).encode()).hexdigest()}"
+
+
+def _validate_new_password(password: str, *, user: User, field: str) -> None:
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({field: exc.messages}) from None
+
+
+# ---------------------------------------------------------------- users
+
+
+@sensitive_variables("password")
+@transaction.atomic
+def user_create(*, email: str, password: str, first_name: str = "", last_name: str = "") -> User:
+    user = User(email=normalize_email(email), first_name=first_name, last_name=last_name)
+    if User.objects.filter(email=user.email).exists():
+        raise ValidationError({"email": [EMAIL_TAKEN]})
+    _validate_new_password(password, user=user, field="password")
+    user.set_password(password)
+    # Uniqueness was checked above, and the database enforces it below.
+    user.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        # A savepoint, so losing a race on the unique email leaves the outer transaction usable.
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise ValidationError({"email": [EMAIL_TAKEN]}) from None
+    logger.info("User %s signed up", user.pk)
+    return user
+
+
+@transaction.atomic
+def user_update(*, user: User, data: dict[str, Any]) -> User:
+    """Update the name fields present in ``data``."""
+    fields = [name for name in ("first_name", "last_name") if name in data]
+    for name in fields:
+        setattr(user, name, data[name])
+    user.full_clean(validate_unique=False, validate_constraints=False)
+    user.save(update_fields=fields)
+    return user
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def login_attempt_register(*, email: str) -> None:
+    """Count a login attempt for ``email``; raise THROTTLED once the account has had too many.
+
+    Counted before the password is checked, so parallel guesses cannot slip in between check and count.
+    Accounts that do not exist are counted the same way: the limit reveals nothing about existence.
+    """
+    wait = rate_limit.hit(_email_key("login-attempts", email), configured_rate("login_failures"))
+    if wait is not None:
+        raise errors.throttled(wait, "Too many failed logins for this account. Try again in {wait} seconds.")
+
+
+def login_attempts_clear(*, email: str) -> None:
+    rate_limit.reset(_email_key("login-attempts", email), configured_rate("login_failures"))
+
+
+@sensitive_variables("password")
+def session_login(*, request: HttpRequest, email: str, password: str) -> User:
+    """Log in with a new session id (Django's login() rotates it, and the CSRF token)."""
+    login_attempt_register(email=email)
+    user = authenticate(request, email=normalize_email(email), password=password)
+    if user is None:
+        raise ApplicationError("Invalid email or password.", code=errors.INVALID_CREDENTIALS)
+    login_attempts_clear(email=email)
+    login(request, user)
+    return user
+
+
+def session_start(*, request: HttpRequest, user: User) -> None:
+    """Log in a user who has just proven who they are (signup)."""
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+
+
+def session_logout(*, request: HttpRequest) -> None:
+    """Delete the session server-side: the old cookie is worthless afterwards."""
+    logout(request)
+
+
+# ---------------------------------------------------------------- passwords
+
+
+@sensitive_variables("current_password", "new_password")
+@transaction.atomic
+def user_password_change(
+    *, request: HttpRequest, user: User, current_password: str, new_password: str
+) -> None:
+    """Change the password; this session stays logged in, the user's other sessions stop working.
+
+    Each session stores a hash derived from the password hash, so the others fail verification at their
+    next request and are flushed then.
+    """
+    if not user.check_password(current_password):
+        raise ValidationError({"current_password": ["Your current password is incorrect."]})
+    _validate_new_password(new_password, user=user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    update_session_auth_hash(request, user)
+    logger.info("User %s changed their password", user.pk)
+
+
+def password_reset_link(*, user: User) -> str:
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    return settings.PASSWORD_RESET_URL.replace("{uid}", uid).replace("{token}", token)
+
+
+def password_reset_request(*, email: str) -> None:
+    """Mail a reset link if an active account has this email; otherwise do nothing, in the same time.
+
+    The mail goes out from a background thread after the response, so response times do not tell
+    which addresses have accounts. At most THROTTLE_PASSWORD_RESET_MAIL mails per address.
+    """
+    over_limit = rate_limit.hit(
+        _email_key("password-reset-mail", email), configured_rate("password_reset_mail")
+    )
+    user = user_get_active_by_email(email=email)
+    if user is None or not user.has_usable_password():
+        return
+    if over_limit is not None:
+        logger.info("Password reset mail for user %s not sent: per-account limit reached", user.pk)
+        return
+    link = password_reset_link(user=user)
+    background.submit(
+        send_mail,
+        "Reset your password",
+        "Someone asked to reset the password of your account. If it was you, open this link "
+        f"within {settings.PASSWORD_RESET_TIMEOUT // 60} minutes:\n\n{link}\n\n"
+        "If it was not you, ignore this mail; your password stays as it is.",
+        None,
+        [user.email],
+    )
+    logger.info("Password reset mail queued for user %s", user.pk)
+
+
+@sensitive_variables("token", "new_password")
+@transaction.atomic
+def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
+    """Set a new password with a reset token. The token embeds the current password hash, so it stops
+    working once used; the row lock makes two concurrent uses of one token run one after the other."""
+    user = user_get_from_reset_uid(uid=uid, for_update=True)
+    if user is None or not default_token_generator.check_token(user, token):
+        raise ApplicationError(
+            "The password reset link is invalid, already used or expired.",
+            code=errors.INVALID_TOKEN,
+        )
+    _validate_new_password(new_password, user=user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    login_attempts_clear(email=user.email)
+    logger.info("User %s reset their password", user.pk)
+    return user

@@ -1,0 +1,318 @@
+"""Settings shared by every environment; local.py, prod.py and test.py override a handful each.
+
+Every environment variable the backend reads is read here (or, when production requires it, again in
+prod.py) through config.env, and listed in the top-level .env.example.
+"""
+
+import re
+
+from config.env import (
+    BACKEND_DIR,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_origins,
+    env_secret,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = BACKEND_DIR
+
+# ---------------------------------------------------------------- core
+
+# Overridden by prod.py, which requires a real key. This one is only good for a laptop.
+SECRET_KEY = env_secret("SECRET_KEY", "django-insecure-local-development-key-do-not-use-in-production")
+DEBUG = False
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "corsheaders",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "core",
+    "accounts",
+]
+
+MIDDLEWARE = [
+    # First, so every log line of the request, and the response, carry the request id.
+    "core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before CommonMiddleware so that preflight and error responses get the CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ---------------------------------------------------------------- database
+
+# SQLite unless DB_HOST names a PostgreSQL server; then every DB_* variable must be set.
+if env_str("DB_HOST", "") == "":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "db.sqlite3",
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": env_str("DB_HOST"),
+            "PORT": env_int("DB_PORT", 5432, min_value=1, max_value=65535),
+            "NAME": env_str("DB_NAME"),
+            "USER": env_str("DB_USER"),
+            "PASSWORD": env_secret("DB_PASSWORD"),
+            # Persistent connections, checked before reuse so a restarted database costs one error-free
+            # reconnect instead of a failed request. See README "Database connections" for the measurements
+            # behind choosing this over psycopg's pool.
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60, min_value=0),
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {
+                # Fail fast instead of hanging a worker when the server is unreachable.
+                "connect_timeout": 5,
+                "application_name": "backend",
+            },
+        }
+    }
+
+# ---------------------------------------------------------------- cache and sessions
+
+REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"), "")
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "backend",
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+                # A Redis outage degrades to database-backed sessions (cached_db) and open throttles
+                # instead of failing every request; the errors are logged and /health/ready reports 503.
+                "IGNORE_EXCEPTIONS": True,
+            },
+        }
+    }
+    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    DJANGO_REDIS_LOGGER = "core.cache"
+else:
+    # Per-process memory: fine for one runserver, not for several workers (see core.checks).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Sessions are written through to the database, so a Redis flush or outage logs nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
+
+# ---------------------------------------------------------------- authentication
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+
+PASSWORD_HASHERS = [
+    # Argon2id with parameters chosen in accounts.hashers (measured cost in the README).
+    "accounts.hashers.Argon2idPasswordHasher",
+    # Only to verify (and then upgrade) hashes imported from elsewhere.
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+PASSWORD_MAX_LENGTH = 256
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {
+        "NAME": "accounts.validators.MaximumLengthValidator",
+        "OPTIONS": {"max_length": PASSWORD_MAX_LENGTH},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# The link mailed for a password reset; {uid} and {token} are filled in. It points at the frontend, which
+# posts both to /api/v1/auth/password/reset/confirm.
+PASSWORD_RESET_URL = env_str(
+    "PASSWORD_RESET_URL",
+    "http://localhost:5173/reset-password?uid={uid}&token={token}",
+    validate=lambda url: (
+        None
+        if re.match(r"https?://", url) and "{uid}" in url and "{token}" in url
+        else "an http(s) URL containing {uid} and {token}"
+    ),
+)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 60 * 60, min_value=60)
+
+# ---------------------------------------------------------------- CSRF and CORS
+
+# Frontend origins allowed to call the API with credentials, e.g. http://localhost:5173.
+# Frontend origins allowed to call the API with credentials. None by default; local.py allows the usual
+# dev-server ports. The SPA served by the same nginx host needs no entry.
+CORS_ALLOWED_ORIGINS = env_origins("CORS_ALLOWED_ORIGINS", [])
+CORS_ALLOW_CREDENTIALS = True
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
+
+# Unsafe cross-origin requests must come from a trusted origin; by default the same ones CORS allows.
+CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS", CORS_ALLOWED_ORIGINS)
+CSRF_COOKIE_HTTPONLY = False  # The SPA reads the csrftoken cookie to send it back as X-CSRFToken.
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "core.views.csrf_failure"
+
+# ---------------------------------------------------------------- requests and proxies
+
+# How many reverse proxies (nginx) append to X-Forwarded-For in front of the app. The client address is
+# taken that many entries from the right, so a client cannot pick its own throttle bucket by sending
+# the header itself. 0: use the socket address and ignore the header.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, min_value=0, max_value=5)
+
+# Bodies larger than this are refused with 413 REQUEST_TOO_LARGE (nginx's client_max_body_size matches).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+APPEND_SLASH = False
+
+# ---------------------------------------------------------------- REST framework
+
+
+def _rate_problem(rate: str) -> str | None:
+    if re.fullmatch(r"\d+/\d*[smhd]", rate):
+        return None
+    return "a rate like 10/m, 100/h or 5/15m (requests per optional number of s, m, h or d)"
+
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "core.throttling.AnonRateThrottle",
+        "core.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("THROTTLE_ANON", "120/m", validate=_rate_problem),
+        "user": env_str("THROTTLE_USER", "600/m", validate=_rate_problem),
+        # Signup, login and the password endpoints, per client address.
+        "auth": env_str("THROTTLE_AUTH", "10/m", validate=_rate_problem),
+        # Failed logins per account (any address), so a botnet cannot spread a guessing attack thin.
+        "login_failures": env_str("THROTTLE_LOGIN_FAILURES", "5/15m", validate=_rate_problem),
+        # Reset mails per account, so the endpoint cannot be used to flood someone's inbox.
+        "password_reset_mail": env_str("THROTTLE_PASSWORD_RESET_MAIL", "3/h", validate=_rate_problem),
+    },
+    "EXCEPTION_HANDLER": "core.exceptions.custom_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+# ---------------------------------------------------------------- API docs
+
+# public: anyone; staff: logged-in staff only; off: not routed. local.py defaults to public.
+API_DOCS = env_choice("API_DOCS", ("public", "staff", "off"), "staff")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Backend API",
+    "DESCRIPTION": "Session-authenticated JSON API for a browser single-page app. "
+    'Errors have the body {"message", "code", "details"}.',
+    "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Assets from the sidecar package: the docs page loads nothing from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# ---------------------------------------------------------------- health
+
+# Seconds /health/ready waits for the database and Redis before answering 503.
+HEALTH_CHECK_TIMEOUT = 2.0
+
+# ---------------------------------------------------------------- static files
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# ---------------------------------------------------------------- email
+
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, min_value=1, max_value=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "no-reply@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# ---------------------------------------------------------------- logging
+
+LOG_LEVEL = env_choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
+# text: one readable line per record; json: one JSON object per line, for log collectors.
+LOG_FORMAT = env_choice("LOG_FORMAT", ("text", "json"), "text")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_context": {"()": "core.logging.RequestContextFilter"}},
+    # Text or JSON by the LOG_FORMAT setting, read when logging is configured.
+    "formatters": {"default": {"()": "core.logging.formatter_from_settings"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "filters": ["request_context"],
+            "formatter": "default",
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # core.middleware writes the one access line per request; Django's 4xx warnings and runserver's
+        # own access lines would repeat it. Unhandled errors are still logged at ERROR.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "ERROR"},
+    },
+}

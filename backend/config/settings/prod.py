@@ -1,0 +1,42 @@
+"""Production behind nginx: everything required comes from the environment, and only hardening is here.
+
+nginx terminates TLS, sets X-Forwarded-Proto and X-Forwarded-For, and sends Strict-Transport-Security.
+"""
+
+from config.env import env_choice, env_int, env_secret, require
+
+# Before base.py reads them, so one message lists every missing variable.
+require(
+    ["ALLOWED_HOSTS", "DB_NAME", "DB_USER", "DB_HOST", "DB_PORT"],
+    secrets=["SECRET_KEY", "DB_PASSWORD", "REDIS_URL"],
+)
+
+from .base import *  # noqa: E402
+
+DEBUG = False
+
+SECRET_KEY = env_secret("SECRET_KEY", min_length=50)
+
+# ---------------------------------------------------------------- behind the TLS proxy
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1, min_value=0, max_value=5)
+SECURE_SSL_REDIRECT = True
+# Container health checks talk plain HTTP to gunicorn, bypassing nginx.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/"]
+
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+
+# nginx sends Strict-Transport-Security on every response, error pages included, so Django does not.
+SILENCED_SYSTEM_CHECKS = ["security.W004"]
+
+# ---------------------------------------------------------------- static files and logs
+
+# Hashed, pre-compressed files from collectstatic (run at image build), served by WhiteNoise.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+LOG_FORMAT = env_choice("LOG_FORMAT", ("text", "json"), "json")

@@ -1,0 +1,33 @@
+"""The test suite: base settings made deterministic, whatever a developer's .env says.
+
+The database and cache still follow DB_* and REDIS_URL, so the same suite runs on SQLite and local memory
+or on PostgreSQL and Redis.
+"""
+
+from .base import *
+
+# Hashing is tested with the real hasher in accounts/tests/test_hashers.py; elsewhere it would only be slow.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# Keep test keys apart from a development stack sharing the same Redis.
+CACHES["default"]["KEY_PREFIX"] = "test"
+
+CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+CSRF_TRUSTED_ORIGINS = CORS_ALLOWED_ORIGINS
+TRUSTED_PROXY_COUNT = 0
+API_DOCS = "public"
+PASSWORD_RESET_URL = "https://app.example.com/reset-password?uid={uid}&token={token}"  # noqa: S105
+
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "anon": "1000/m",
+    "user": "1000/m",
+    "auth": "10/m",
+    "login_failures": "5/15m",
+    "password_reset_mail": "3/h",
+}
+
+# Static files straight from the apps, as under runserver: no collectstatic before the tests.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+
+from core.views import ApiNotFoundApi
+
+api_v1 = [
+    path("auth/", include("accounts.urls")),
+    path("", include("core.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    # Anything else under /api/ is a 404 in the API's error shape, whatever DEBUG says.
+    re_path(r"^api/", ApiNotFoundApi.as_view()),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

@@ -1,0 +1,122 @@
+"""Fixtures shared by every test: a client that behaves like the SPA, and the usual personas."""
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.tests.factories import PASSWORD, UserFactory
+from core import background
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "redis: needs a real Redis (REDIS_URL); skipped without one")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
+        return
+    skip = pytest.mark.skip(reason="needs REDIS_URL (CI runs these in its PostgreSQL + Redis pass)")
+    for item in items:
+        if "redis" in item.keywords:
+            item.add_marker(skip)
+
+
+class SpaClient(APIClient):
+    """Sends what the SPA sends: JSON, the session cookie, and X-CSRFToken from the csrftoken cookie on
+    unsafe requests (fetched from /auth/csrf first if there is none). CSRF checks are enforced, as in
+    production; pass csrf=False to leave the header out."""
+
+    def __init__(self, **defaults: Any) -> None:
+        super().__init__(enforce_csrf_checks=True, **defaults)
+
+    def csrf_token(self) -> str:
+        if settings.CSRF_COOKIE_NAME not in self.cookies:
+            response = self.get("/api/v1/auth/csrf")
+            assert response.status_code == 200, response.content
+        return self.cookies[settings.CSRF_COOKIE_NAME].value
+
+    def generic(  # type: ignore[override]
+        self,
+        method: str,
+        path: str,
+        data: Any = "",
+        content_type: str = "application/octet-stream",
+        secure: bool = False,
+        *,
+        csrf: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if csrf and method.upper() in UNSAFE_METHODS and "HTTP_X_CSRFTOKEN" not in extra:
+            extra["HTTP_X_CSRFTOKEN"] = self.csrf_token()
+        return super().generic(method, path, data, content_type, secure=secure, **extra)
+
+    @property
+    def session_key(self) -> str | None:
+        cookie = self.cookies.get(settings.SESSION_COOKIE_NAME)
+        return cookie.value if cookie else None
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache() -> Iterator[None]:
+    """Each test starts with empty throttle counters and no cached sessions."""
+    _clear_cache()
+    yield
+    background.drain()
+    _clear_cache()
+
+
+def _clear_cache() -> None:
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")  # only this run's KEY_PREFIX, not the whole Redis database
+    else:
+        cache.clear()
+
+
+@pytest.fixture
+def client() -> SpaClient:
+    return SpaClient()
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return cast(User, UserFactory())
+
+
+@pytest.fixture
+def other_user(db: None) -> User:
+    return cast(User, UserFactory())
+
+
+@pytest.fixture
+def staff_user(db: None) -> User:
+    return cast(User, UserFactory(is_staff=True))
+
+
+def logged_in_client(user: User) -> SpaClient:
+    """A client with a session made by the real login endpoint."""
+    client = SpaClient()
+    response = client.post("/api/v1/auth/login", {"email": user.email, "password": PASSWORD})
+    assert response.status_code == 200, response.content
+    return client
+
+
+@pytest.fixture
+def user_client(user: User) -> SpaClient:
+    return logged_in_client(user)
+
+
+@pytest.fixture
+def staff_client(staff_user: User) -> SpaClient:
+    return logged_in_client(staff_user)

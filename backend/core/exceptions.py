@@ -1,0 +1,141 @@
+"""The one exception handler: every error of the API gets the body {"message", "code", "details"}.
+
+DRF calls custom_exception_handler for anything a view raises; core.views uses error_response for the
+errors Django raises before or outside DRF (CSRF middleware, unmatched URLs, crashes), so both agree.
+"""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from core import errors
+from core.errors import ApplicationError, ErrorCode
+from core.request_context import current_request_id
+
+logger = logging.getLogger(__name__)
+
+NON_FIELD_ERRORS_KEY: str = api_settings.NON_FIELD_ERRORS_KEY
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body is too large."
+    default_code = "request_too_large"
+
+
+class CsrfFailed(exceptions.PermissionDenied):
+    default_detail = "CSRF verification failed."
+    default_code = "csrf_failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"CSRF verification failed: {reason}")
+        self.reason = reason
+
+
+_CODES: dict[type[exceptions.APIException], ErrorCode] = {
+    CsrfFailed: errors.CSRF_FAILED,
+    RequestTooLarge: errors.REQUEST_TOO_LARGE,
+    exceptions.ValidationError: errors.VALIDATION_ERROR,
+    exceptions.ParseError: errors.PARSE_ERROR,
+    exceptions.NotAuthenticated: errors.NOT_AUTHENTICATED,
+    exceptions.AuthenticationFailed: errors.NOT_AUTHENTICATED,
+    exceptions.PermissionDenied: errors.PERMISSION_DENIED,
+    exceptions.NotFound: errors.NOT_FOUND,
+    exceptions.MethodNotAllowed: errors.METHOD_NOT_ALLOWED,
+    exceptions.NotAcceptable: errors.NOT_ACCEPTABLE,
+    exceptions.UnsupportedMediaType: errors.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def error_body(message: str, code: ErrorCode, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"message": message, "code": code.code, "details": details or {}}
+
+
+def error_response(
+    message: str,
+    code: ErrorCode,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(error_body(message, code, details), status=code.status, headers=headers)
+
+
+def django_error_response(
+    message: str, code: ErrorCode, details: dict[str, Any] | None = None
+) -> JsonResponse:
+    """The same body for plain Django views (CSRF middleware, URL resolver, crashes) under /api/."""
+    return JsonResponse(error_body(message, code, details), status=code.status)
+
+
+def _from_django(exc: Exception) -> Exception:
+    """Django's own exceptions, as the DRF exceptions they correspond to."""
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, RequestDataTooBig):
+        return RequestTooLarge()
+    if isinstance(exc, DjangoValidationError):
+        if not hasattr(exc, "error_dict"):
+            return exceptions.ValidationError({NON_FIELD_ERRORS_KEY: exc.messages})
+        detail = {
+            (NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field): messages
+            for field, messages in exc.message_dict.items()
+        }
+        return exceptions.ValidationError(detail)
+    return exc
+
+
+def _code_for(exc: exceptions.APIException) -> ErrorCode:
+    for cls, code in _CODES.items():
+        if isinstance(exc, cls):
+            return code
+    same_status = (code for code in errors.ALL_CODES if code.status == exc.status_code)
+    return next(same_status, errors.INTERNAL_ERROR)
+
+
+def _api_exception_response(exc: exceptions.APIException) -> Response:
+    if isinstance(exc, exceptions.Throttled):
+        error = errors.throttled(getattr(exc, "wait", None) or 1)
+        return error_response(error.message, error.code, error.details, error.headers)
+
+    message = str(exc.detail)
+    details: dict[str, Any] = {}
+    if isinstance(exc, exceptions.ValidationError):
+        message = "Invalid input."
+        details = exc.detail if isinstance(exc.detail, dict) else {NON_FIELD_ERRORS_KEY: exc.detail}
+    elif isinstance(exc, CsrfFailed):
+        details = {"reason": exc.reason}
+    # Set by DRF for 401s from the authenticator's authenticate_header().
+    auth_header = getattr(exc, "auth_header", None)
+    headers = {"WWW-Authenticate": auth_header} if auth_header else None
+    return error_response(message, _code_for(exc), details, headers)
+
+
+def internal_error_body() -> dict[str, Any]:
+    """The 500 body: no traceback, only the request id that finds it in the logs."""
+    return error_body("Internal server error.", errors.INTERNAL_ERROR, {"request_id": current_request_id()})
+
+
+def custom_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    exc = _from_django(exc)
+    if isinstance(exc, ApplicationError):
+        response = error_response(exc.message, exc.code, exc.details, exc.headers)
+    elif isinstance(exc, exceptions.APIException):
+        response = _api_exception_response(exc)
+    else:
+        # The traceback goes to the log, with the request id; the client gets only the id.
+        logger.error("Unhandled exception in %s", type(context.get("view")).__name__, exc_info=exc)
+        response = Response(internal_error_body(), status=errors.INTERNAL_ERROR.status)
+    # Imported here: DRF imports this module (via the authentication class) while loading its views.
+    from rest_framework.views import set_rollback
+
+    set_rollback()
+    return response

@@ -1,0 +1,60 @@
+"""Request id and the access log line, for every request (API, admin, static)."""
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.functional import empty
+
+from core.http import client_ip
+from core.request_context import bind_request_id, request_id_from_header, unbind_request_id
+
+access_logger = logging.getLogger("core.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def _user_id(request: HttpRequest) -> int | None:
+    """The id of an authenticated user, without loading the session just to log it."""
+    user = getattr(request, "user", None)
+    if user is None or getattr(user, "_wrapped", None) is empty:
+        return None
+    return user.pk if user.is_authenticated else None
+
+
+class RequestIdMiddleware:
+    """Takes X-Request-ID from the proxy (or makes one), binds it to every log record of the request,
+    echoes it in the response, and logs one access line when the response is ready."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        request_id = request_id_from_header(request.headers.get(REQUEST_ID_HEADER))
+        token = bind_request_id(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            access_logger.log(
+                logging.ERROR if response.status_code >= 500 else logging.INFO,
+                "%s %s %s %sms",
+                request.method,
+                request.path,
+                response.status_code,
+                duration_ms,
+                extra={
+                    "method": request.method,
+                    # The path only: query strings may carry tokens.
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": duration_ms,
+                    "user_id": _user_id(request),
+                    "client_ip": client_ip(request),
+                },
+            )
+            return response
+        finally:
+            unbind_request_id(token)

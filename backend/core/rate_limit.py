@@ -1,0 +1,57 @@
+"""Fixed-window counters in the shared cache, for throttles and per-account limits.
+
+The counter is incremented atomically (INCR in Redis), so concurrent requests in several processes cannot
+slip past a limit the way DRF's read-modify-write history list can.
+"""
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    limit: int
+    period: int  # seconds
+
+    @classmethod
+    def parse(cls, text: str) -> "Rate":
+        """'10/m', '100/h', '5/15m' (five per fifteen minutes)."""
+        match = re.fullmatch(r"(\d+)/(\d*)([smhd])", text)
+        if not match:
+            raise ValueError(f"Malformed rate {text!r}: expected e.g. 10/m, 100/h or 5/15m.")
+        limit, multiple, unit = match.groups()
+        return cls(limit=int(limit), period=int(multiple or 1) * _UNITS[unit])
+
+
+def hit(key: str, rate: Rate) -> float | None:
+    """Count one event for ``key``; return the seconds to wait if that went over the limit, else None.
+
+    If the cache is down the event is allowed (and the cache error logged): an outage of Redis must not
+    lock everyone out.
+    """
+    now = time.time()
+    window_start = int(now // rate.period * rate.period)
+    window_key = f"rate:{key}:{window_start}"
+    cache.add(window_key, 0, timeout=rate.period + 1)
+    try:
+        count = cache.incr(window_key)
+    except ValueError:  # expired between add() and incr()
+        cache.set(window_key, 1, timeout=rate.period + 1)
+        count = 1
+    if count is None or count <= rate.limit:
+        return None
+    return window_start + rate.period - now
+
+
+def reset(key: str, rate: Rate) -> None:
+    """Forget the events of ``key`` in the current window."""
+    window_start = int(time.time() // rate.period * rate.period)
+    cache.delete(f"rate:{key}:{window_start}")

@@ -1,0 +1,38 @@
+"""Serializer pieces shared by the apps."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
+
+
+class StrictInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """An input serializer that rejects fields it does not know.
+
+    DRF drops unknown fields silently; a client sending {"emial": ...} or a read-only field would think
+    it had changed something. Here it gets VALIDATION_ERROR naming the field.
+
+    Nested as ``<View>.InputSerializer``, each gets its schema component name from the view's name.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        owner = cls.__qualname__.split(".")[0].removesuffix("Api")
+        name = cls.__name__.removesuffix("Serializer")
+        extend_schema_serializer(component_name=f"{owner}{name}")(cls)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class ErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """The body of every error response (for the OpenAPI schema)."""
+
+    message = serializers.CharField()
+    code = serializers.CharField()
+    details = serializers.DictField()

@@ -1,0 +1,67 @@
+"""DRF throttles on core.rate_limit counters.
+
+Rates are read from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] on each request, and clients are told apart
+by core.http.client_ip, which trusts X-Forwarded-For only through the configured proxies.
+"""
+
+from typing import TYPE_CHECKING, cast
+
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+
+if TYPE_CHECKING:  # DRF imports this module while loading its views
+    from rest_framework.views import APIView
+
+from core import rate_limit
+from core.http import client_ip
+
+
+def configured_rate(scope: str) -> rate_limit.Rate:
+    rates = cast(dict[str, str], api_settings.DEFAULT_THROTTLE_RATES)
+    return rate_limit.Rate.parse(rates[scope])
+
+
+class _CounterThrottle(BaseThrottle):
+    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
+        raise NotImplementedError
+
+    def allow_request(self, request: Request, view: "APIView") -> bool:
+        self._wait: float | None = None
+        scoped = self.scope_and_ident(request, view)
+        if scoped is None:
+            return True
+        scope, ident = scoped
+        self._wait = rate_limit.hit(f"throttle:{scope}:{ident}", configured_rate(scope))
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+class AnonRateThrottle(_CounterThrottle):
+    """The 'anon' rate, per client address, for requests without a session."""
+
+    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
+        if request.user and request.user.is_authenticated:
+            return None
+        return "anon", client_ip(request._request)
+
+
+class UserRateThrottle(_CounterThrottle):
+    """The 'user' rate, per account, for logged-in requests."""
+
+    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
+        if not (request.user and request.user.is_authenticated):
+            return None
+        return "user", str(request.user.pk)
+
+
+class ScopedRateThrottle(_CounterThrottle):
+    """The rate named by the view's ``throttle_scope`` (e.g. 'auth'), per client address."""
+
+    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
+        scope = getattr(view, "throttle_scope", None)
+        if scope is None:
+            return None
+        return scope, client_ip(request._request)
