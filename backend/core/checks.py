@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import get_hashers
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from core.rate_limit import Rate
+from core.rates import Rate
 
 REQUIRED_THROTTLE_SCOPES = ("anon", "user", "auth", "login_failures", "password_reset_mail")
 SESSION_ENGINES_SURVIVING_CACHE_LOSS = (

@@ -4,31 +4,13 @@ The counter is incremented atomically (INCR in Redis), so concurrent requests in
 slip past a limit the way DRF's read-modify-write history list can.
 """
 
-import logging
-import re
 import time
-from dataclasses import dataclass
 
 from django.core.cache import cache
 
-logger = logging.getLogger(__name__)
+from core.rates import Rate
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-@dataclass(frozen=True)
-class Rate:
-    limit: int
-    period: int  # seconds
-
-    @classmethod
-    def parse(cls, text: str) -> "Rate":
-        """'10/m', '100/h', '5/15m' (five per fifteen minutes)."""
-        match = re.fullmatch(r"(\d+)/(\d*)([smhd])", text)
-        if not match:
-            raise ValueError(f"Malformed rate {text!r}: expected e.g. 10/m, 100/h or 5/15m.")
-        limit, multiple, unit = match.groups()
-        return cls(limit=int(limit), period=int(multiple or 1) * _UNITS[unit])
+__all__ = ["Rate", "hit", "reset"]
 
 
 def hit(key: str, rate: Rate) -> float | None:

@@ -17,6 +17,7 @@ from config.env import (
     env_str,
     env_url,
 )
+from core.rates import Rate
 
 BASE_DIR = BACKEND_DIR
 
@@ -118,25 +119,27 @@ else:
 
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"), "")
 
+REDIS_CACHE_OPTIONS = {
+    "SOCKET_CONNECT_TIMEOUT": 1,
+    "SOCKET_TIMEOUT": 1,
+    # A Redis outage degrades to database-backed sessions (cached_db) and open throttles instead of
+    # failing every request; the errors are logged and /health/ready reports 503.
+    "IGNORE_EXCEPTIONS": True,
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = "core.cache"
+
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "backend",
-            "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": 1,
-                "SOCKET_TIMEOUT": 1,
-                # A Redis outage degrades to database-backed sessions (cached_db) and open throttles
-                # instead of failing every request; the errors are logged and /health/ready reports 503.
-                "IGNORE_EXCEPTIONS": True,
-            },
+            "OPTIONS": REDIS_CACHE_OPTIONS,
         }
     }
-    DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-    DJANGO_REDIS_LOGGER = "core.cache"
 else:
-    # Per-process memory: fine for one runserver, not for several workers (see core.checks).
+    # Per-process memory: fine for one runserver, not for several workers (core.E006 in check --deploy).
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Sessions are written through to the database, so a Redis flush or outage logs nobody out.
@@ -217,9 +220,11 @@ APPEND_SLASH = False
 
 
 def _rate_problem(rate: str) -> str | None:
-    if re.fullmatch(r"\d+/\d*[smhd]", rate):
-        return None
-    return "a rate like 10/m, 100/h or 5/15m (requests per optional number of s, m, h or d)"
+    try:
+        Rate.parse(rate)
+    except ValueError:
+        return "a rate like 10/m, 100/h or 5/15m (requests per optional number of s, m, h or d)"
+    return None
 
 
 REST_FRAMEWORK = {
@@ -230,6 +235,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "core.throttling.AnonRateThrottle",
         "core.throttling.UserRateThrottle",
+        # The rate named by a view's throttle_scope, e.g. "auth" below.
+        "core.throttling.ScopedRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("THROTTLE_ANON", "120/m", validate=_rate_problem),
@@ -314,5 +321,8 @@ LOGGING = {
         # own access lines would repeat it. Unhandled errors are still logged at ERROR.
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "ERROR"},
+        # SQL with its parameters (logged at DEBUG when DEBUG is on) carries session keys and password
+        # hashes; lower this deliberately, and only on your own machine, to see queries.
+        "django.db.backends": {"level": "INFO"},
     },
 }
