@@ -100,7 +100,11 @@ def session_login(*, request: HttpRequest, email: str, password: str) -> User:
     if user is None:
         raise ApplicationError("Invalid email or password.", code=errors.INVALID_CREDENTIALS)
     login_attempts_clear(email=email)
+    key_before = request.session.session_key
     login(request, user)
+    if request.session.session_key == key_before:
+        # login() keeps the key when the session already belongs to this user; every login gets a new one.
+        request.session.cycle_key()
     return user
 
 
