@@ -23,6 +23,9 @@ VALIDATION_ERROR = ErrorCode(
     "VALIDATION_ERROR", 400, "Input is invalid; details maps each field to its messages."
 )
 PARSE_ERROR = ErrorCode("PARSE_ERROR", 400, "The body is not valid JSON.")
+BAD_REQUEST = ErrorCode(
+    "BAD_REQUEST", 400, "Refused before reaching the API, e.g. a Host header not in ALLOWED_HOSTS."
+)
 INVALID_CREDENTIALS = ErrorCode(
     "INVALID_CREDENTIALS", 400, "Email or password is wrong (the response does not say which)."
 )
@@ -59,6 +62,7 @@ SERVICE_UNAVAILABLE = ErrorCode(
 ALL_CODES: tuple[ErrorCode, ...] = (
     VALIDATION_ERROR,
     PARSE_ERROR,
+    BAD_REQUEST,
     INVALID_CREDENTIALS,
     INVALID_TOKEN,
     NOT_AUTHENTICATED,

@@ -33,6 +33,21 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return django_csrf.csrf_failure(request, reason)
 
 
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Requests Django refuses before any view (a Host not in ALLOWED_HOSTS, other suspicious input)."""
+    if _is_api(request):
+        return django_error_response("Bad request.", errors.BAD_REQUEST)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return django_error_response(
+            "You do not have permission to perform this action.", errors.PERMISSION_DENIED
+        )
+    return defaults.permission_denied(request, exception)
+
+
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return django_error_response("Not found.", errors.NOT_FOUND)
@@ -68,16 +83,20 @@ class ApiDocsPermission(BasePermission):
         return True
 
 
-class ApiSchemaApi(SpectacularJSONAPIView):
-    permission_classes = [ApiDocsPermission]
-
-
-class ApiDocsView(SpectacularSwaggerView):
-    permission_classes = [ApiDocsPermission]
+class _JsonErrorsMixin:
+    """For views rendering something other than plain JSON: their errors (401, 403, 404) get the API's
+    JSON body and Content-Type like every other endpoint."""
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        # The page is HTML, but its errors (401, 403, 404) have the API's JSON body like every other.
         if getattr(response, "exception", False):
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = JSONRenderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc, no-any-return]
+
+
+class ApiSchemaApi(_JsonErrorsMixin, SpectacularJSONAPIView):
+    permission_classes = [ApiDocsPermission]
+
+
+class ApiDocsView(_JsonErrorsMixin, SpectacularSwaggerView):
+    permission_classes = [ApiDocsPermission]
