@@ -114,8 +114,13 @@ def env_int(
             value = int(raw)
         except ValueError:
             raise _malformed(name, raw, "an integer") from None
-        if (min_value is not None and value < min_value) or (max_value is not None and value > max_value):
-            bounds = f"between {min_value} and {max_value}" if max_value is not None else f">= {min_value}"
+        too_small = min_value is not None and value < min_value
+        too_large = max_value is not None and value > max_value
+        if too_small or too_large:
+            if min_value is not None and max_value is not None:
+                bounds = f"between {min_value} and {max_value}"
+            else:
+                bounds = f">= {min_value}" if min_value is not None else f"<= {max_value}"
             raise _malformed(name, raw, f"an integer {bounds}")
         return value
 
@@ -128,10 +133,15 @@ def env_list(
     *,
     validate: Callable[[str], str | None] | None = None,
 ) -> list[str]:
-    """A comma-separated list; ``validate`` returns a description of what is wrong with an item, or None."""
+    """A comma-separated list; ``validate`` returns a description of what is wrong with an item, or None.
+    A value with no items (",") counts as unset."""
 
     def parse(raw: str) -> list[str]:
         items = [item.strip() for item in raw.split(",") if item.strip()]
+        if not items:
+            if isinstance(default, _Required):
+                raise _missing(name)
+            return default
         for item in items:
             problem = validate(item) if validate else None
             if problem:
