@@ -1,5 +1,6 @@
 """Fixtures shared by every test: a client that behaves like the SPA, and the usual personas."""
 
+import time
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -10,7 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
-from core import background
+from core import background, rate_limit
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -61,6 +62,25 @@ class SpaClient(APIClient):
     def session_key(self) -> str | None:
         cookie = self.cookies.get(settings.SESSION_COOKIE_NAME)
         return cookie.value if cookie else None
+
+
+class FrozenClock:
+    """Stands in for the time module in core.rate_limit. The counters use fixed windows; with the clock
+    standing 10.5 s into the current day (where every window of every rate starts), no window rolls over
+    in the middle of a test unless the test moves ``now`` itself."""
+
+    def __init__(self) -> None:
+        self.now = time.time() // 86400 * 86400 + 10.5
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    frozen = FrozenClock()
+    monkeypatch.setattr(rate_limit, "time", frozen)
+    return frozen
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,206 @@
+"""core.checks: each project invariant is a system check that fires when its setting is wrong."""
+
+import pytest
+from django.core.checks import Error, Warning, run_checks
+
+from config.settings import base
+from core.checks import check_api_defaults, check_deployment
+
+ARGON2_FIRST = base.PASSWORD_HASHERS
+REDIS_CACHE = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": "redis://redis:6379/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
+    }
+}
+BEHIND_NGINX = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def ids(messages) -> list[str]:
+    return [message.id for message in messages]
+
+
+@pytest.fixture
+def production_like(settings):
+    """The deployment settings prod.py arrives at (the test settings use MD5 and maybe local memory)."""
+    settings.PASSWORD_HASHERS = ARGON2_FIRST
+    settings.CACHES = REDIS_CACHE
+    settings.SECURE_PROXY_SSL_HEADER = BEHIND_NGINX
+    settings.TRUSTED_PROXY_COUNT = 1
+    return settings
+
+
+def rest_framework_with(settings, **overrides):
+    return {**settings.REST_FRAMEWORK, **overrides}
+
+
+# ---------------------------------------------------------------- check_api_defaults
+
+
+def test_api_defaults_pass_with_the_project_settings():
+    assert check_api_defaults(None) == []
+
+
+@pytest.mark.parametrize(
+    "permissions",
+    [
+        ["rest_framework.permissions.AllowAny"],
+        ["rest_framework.permissions.IsAuthenticated", "rest_framework.permissions.AllowAny"],
+        [],
+        None,
+    ],
+)
+def test_e001_default_permission_not_is_authenticated(settings, permissions):
+    settings.REST_FRAMEWORK = rest_framework_with(settings, DEFAULT_PERMISSION_CLASSES=permissions)
+
+    messages = check_api_defaults(None)
+
+    assert ids(messages) == ["core.E001"]
+    assert isinstance(messages[0], Error)
+
+
+def test_e001_default_permission_missing(settings):
+    settings.REST_FRAMEWORK = {
+        key: value for key, value in settings.REST_FRAMEWORK.items() if key != "DEFAULT_PERMISSION_CLASSES"
+    }
+
+    assert ids(check_api_defaults(None)) == ["core.E001"]
+
+
+@pytest.mark.parametrize(
+    "authentication",
+    [
+        ["rest_framework.authentication.SessionAuthentication"],
+        ["core.authentication.SessionAuthentication", "rest_framework.authentication.BasicAuthentication"],
+        [],
+    ],
+)
+def test_e002_authentication_not_the_csrf_enforcing_session_class(settings, authentication):
+    settings.REST_FRAMEWORK = rest_framework_with(settings, DEFAULT_AUTHENTICATION_CLASSES=authentication)
+
+    messages = check_api_defaults(None)
+
+    assert ids(messages) == ["core.E002"]
+    assert isinstance(messages[0], Error)
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "django.contrib.sessions.backends.cache",
+        "django.contrib.sessions.backends.signed_cookies",
+        "django.contrib.sessions.backends.file",
+    ],
+)
+def test_e003_sessions_lost_with_the_cache(settings, engine):
+    settings.SESSION_ENGINE = engine
+
+    messages = check_api_defaults(None)
+
+    assert ids(messages) == ["core.E003"]
+    assert isinstance(messages[0], Error)
+
+
+def test_e003_database_sessions_pass(settings):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+    assert check_api_defaults(None) == []
+
+
+@pytest.mark.parametrize("scope", ["anon", "user", "auth", "login_failures", "password_reset_mail"])
+@pytest.mark.parametrize("rate", ["missing", "10 per minute", "10/x", None, 10])
+def test_e004_throttle_rate_missing_or_malformed(settings, scope, rate):
+    rates = dict(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
+    if rate == "missing":
+        del rates[scope]
+    else:
+        rates[scope] = rate
+    settings.REST_FRAMEWORK = rest_framework_with(settings, DEFAULT_THROTTLE_RATES=rates)
+
+    messages = check_api_defaults(None)
+
+    assert ids(messages) == ["core.E004"]
+    assert isinstance(messages[0], Error)
+    assert repr(scope) in messages[0].msg
+
+
+def test_e004_no_throttle_rates_at_all(settings):
+    settings.REST_FRAMEWORK = {
+        key: value for key, value in settings.REST_FRAMEWORK.items() if key != "DEFAULT_THROTTLE_RATES"
+    }
+
+    assert ids(check_api_defaults(None)) == ["core.E004"] * 5
+
+
+# ---------------------------------------------------------------- check_deployment
+
+
+def test_deployment_passes_with_production_settings(production_like):
+    assert check_deployment(None) == []
+
+
+@pytest.mark.parametrize(
+    "hashers",
+    [
+        ["django.contrib.auth.hashers.MD5PasswordHasher"],
+        ["django.contrib.auth.hashers.PBKDF2PasswordHasher", "accounts.hashers.Argon2idPasswordHasher"],
+    ],
+)
+def test_e005_first_hasher_not_argon2(production_like, hashers):
+    production_like.PASSWORD_HASHERS = hashers
+
+    messages = check_deployment(None)
+
+    assert ids(messages) == ["core.E005"]
+    assert isinstance(messages[0], Error)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["django.core.cache.backends.locmem.LocMemCache", "django.core.cache.backends.dummy.DummyCache"],
+)
+def test_e006_process_local_cache(production_like, backend):
+    production_like.CACHES = {"default": {"BACKEND": backend}}
+
+    messages = check_deployment(None)
+
+    assert ids(messages) == ["core.E006"]
+    assert isinstance(messages[0], Error)
+
+
+def test_w001_behind_a_tls_proxy_without_trusted_proxies(production_like):
+    production_like.TRUSTED_PROXY_COUNT = 0
+
+    messages = check_deployment(None)
+
+    assert ids(messages) == ["core.W001"]
+    assert isinstance(messages[0], Warning)
+    assert not isinstance(messages[0], Error)
+
+
+def test_w001_silent_without_a_proxy(production_like):
+    production_like.SECURE_PROXY_SSL_HEADER = None
+    production_like.TRUSTED_PROXY_COUNT = 0
+
+    assert check_deployment(None) == []
+
+
+# ---------------------------------------------------------------- registered with Django
+
+
+def test_checks_are_registered(settings):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+    assert "core.E003" in ids(run_checks())
+    assert "core.E005" not in ids(run_checks())  # a deployment check: only with --deploy
+    assert {"core.E003", "core.E005"} <= set(ids(run_checks(include_deployment_checks=True)))
+
+
+def test_deploy_run_reports_no_core_problem_with_production_settings(production_like):
+    messages = run_checks(include_deployment_checks=True)
+
+    problems = [message for message in messages if (message.id or "").startswith("core.")]
+
+    assert problems == []

@@ -1,0 +1,215 @@
+"""core.middleware.RequestIdMiddleware: the X-Request-ID of every response and log record, and the one
+access line per request."""
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from importlib import import_module
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from conftest import SpaClient
+from core.logging import JsonFormatter
+from core.middleware import access_logger
+
+LIVE = "/api/v1/health/live"
+ME = "/api/v1/auth/me"
+GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == access_logger.name]
+
+
+@pytest.fixture
+def access_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger=access_logger.name)
+    return caplog
+
+
+# ---------------------------------------------------------------- X-Request-ID
+
+
+def test_request_id_is_generated_when_the_request_has_none(client):
+    first = client.get(LIVE)["X-Request-ID"]
+    second = client.get(LIVE)["X-Request-ID"]
+
+    assert GENERATED_ID.fullmatch(first)
+    assert GENERATED_ID.fullmatch(second)
+    assert first != second
+
+
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        "0123456789abcdef0123456789abcdef",
+        "3f2b1c9e-7a1d-4c2e-9b1f-2a3c4d5e6f70",
+        "edge.proxy_42-abc",
+        "a" * 128,
+    ],
+)
+def test_a_well_formed_incoming_request_id_is_kept(client, incoming):
+    assert client.get(LIVE, HTTP_X_REQUEST_ID=incoming)["X-Request-ID"] == incoming
+
+
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        "a" * 129,
+        "has spaces in it",
+        "abcdefgh\ninjected log line",
+        "abcdefgh\r\nX-Injected: 1",
+        "short",
+        "",
+        "abcdefgh;rm",
+        "abcdéfghij",
+    ],
+)
+def test_a_malformed_incoming_request_id_is_replaced(client, incoming):
+    outgoing = client.get(LIVE, HTTP_X_REQUEST_ID=incoming)["X-Request-ID"]
+
+    assert GENERATED_ID.fullmatch(outgoing)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [(LIVE, 200), (ME, 401), ("/api/nothing-here", 404), ("/admin/login/", 200), ("/nothing-here", 404)],
+)
+def test_every_response_carries_the_request_id(client, path, status):
+    response = client.get(path, HTTP_X_REQUEST_ID="0123456789abcdef")
+
+    assert response.status_code == status
+    assert response["X-Request-ID"] == "0123456789abcdef"
+
+
+@pytest.fixture
+def app_log() -> Iterator[StringIO]:
+    """What the handler configured by settings.LOGGING writes, as JSON lines, at every level.
+
+    The handler's own filters stay: they are what puts the request id on each record."""
+    root = logging.getLogger()
+    [handler] = [handler for handler in root.handlers if handler.name == "stdout"]
+    assert isinstance(handler, logging.StreamHandler)
+    stream = StringIO()
+    previous_stream = handler.setStream(stream)
+    previous_formatter, previous_level = handler.formatter, root.level
+    handler.setFormatter(JsonFormatter())
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.setLevel(previous_level)
+        handler.setFormatter(previous_formatter)
+        if previous_stream is not None:
+            handler.setStream(previous_stream)
+
+
+def test_every_log_record_of_a_request_carries_its_request_id(client, db, app_log):
+    client.csrf_token()
+    app_log.truncate(0)
+    app_log.seek(0)
+
+    response = client.post(
+        "/api/v1/auth/signup", {"email": "new@example.com", "password": "a fine passphrase"}
+    )
+
+    assert response.status_code == 201, response.content
+    records = [json.loads(line) for line in app_log.getvalue().splitlines()]
+    loggers = {record["logger"] for record in records}
+    assert {"accounts.services", "core.access"} <= loggers
+    assert {record["request_id"] for record in records} == {response["X-Request-ID"]}
+
+
+# ---------------------------------------------------------------- access log
+
+
+def test_one_access_record_per_request_with_its_facts(client, access_log):
+    response = client.get(f"{LIVE}?token=secret-in-query&x=1", REMOTE_ADDR="198.51.100.23")
+
+    [record] = access_records(access_log)
+    assert record.levelno == logging.INFO
+    fields: dict[str, Any] = record.__dict__
+    assert fields["method"] == "GET"
+    assert fields["path"] == LIVE
+    assert fields["status"] == response.status_code == 200
+    assert isinstance(fields["duration_ms"], float)
+    assert fields["duration_ms"] >= 0
+    assert fields["client_ip"] == "198.51.100.23"
+    assert fields["user_id"] is None
+    assert "secret-in-query" not in record.getMessage()
+
+
+def test_access_record_of_an_unsafe_request(client, db, access_log):
+    client.csrf_token()
+    access_log.clear()
+
+    response = client.post(
+        "/api/v1/auth/login", {"email": "nobody@example.com", "password": "wrong password"}
+    )
+
+    [record] = access_records(access_log)
+    assert (record.method, record.path, record.status) == ("POST", "/api/v1/auth/login", 400)  # type: ignore[attr-defined]
+    assert response.status_code == 400
+
+
+def test_access_record_names_the_logged_in_user(user_client, user, access_log):
+    access_log.clear()
+
+    user_client.get(ME)
+
+    [record] = access_records(access_log)
+    assert record.user_id == user.pk  # type: ignore[attr-defined]
+
+
+@pytest.mark.urls("core.tests.urls")
+def test_access_record_of_a_server_error_is_an_error(access_log):
+    SpaClient(raise_request_exception=False).get("/api/test/plain-crash")
+
+    [record] = access_records(access_log)
+    assert record.status == 500  # type: ignore[attr-defined]
+    assert record.levelno == logging.ERROR
+
+
+def test_access_record_takes_the_client_address_from_the_trusted_proxy(client, settings, access_log):
+    settings.TRUSTED_PROXY_COUNT = 1
+
+    client.get(LIVE, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="192.0.2.99, 203.0.113.7")
+
+    [record] = access_records(access_log)
+    assert record.client_ip == "203.0.113.7"  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def session_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Session keys loaded from the session store from now on."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    loads: list[str] = []
+    original = store.load
+
+    def load(self: Any) -> Any:
+        loads.append(self.session_key)
+        return original(self)
+
+    monkeypatch.setattr(store, "load", load)
+    return loads
+
+
+def test_access_log_does_not_load_the_session_to_name_the_user(user_client, user, access_log, session_loads):
+    access_log.clear()
+
+    # Django's 404 page never looks at the user. (API views always do: DRF authenticates each request.)
+    user_client.get("/nothing-here")
+
+    [record] = access_records(access_log)
+    assert record.user_id is None  # type: ignore[attr-defined]
+    assert session_loads == []
+
+    user_client.get(ME)  # one that does: now the session is loaded, by the view
+
+    assert session_loads == [user_client.session_key]
+    assert access_records(access_log)[-1].user_id == user.pk  # type: ignore[attr-defined]

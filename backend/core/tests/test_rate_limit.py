@@ -1,0 +1,218 @@
+"""core.rate_limit: fixed-window counters in the shared cache."""
+
+import socket
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+
+from core import rate_limit
+from core.rate_limit import Rate
+
+
+@pytest.fixture
+def key() -> str:
+    return f"test:{uuid.uuid4().hex}"
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def hits(key: str, rate: Rate, times: int) -> list[float | None]:
+    return [rate_limit.hit(key, rate) for _ in range(times)]
+
+
+# ---------------------------------------------------------------- Rate.parse
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "period"),
+    [
+        ("10/m", 10, 60),
+        ("100/h", 100, 3600),
+        ("5/15m", 5, 900),
+        ("3/d", 3, 86400),
+        ("2/s", 2, 1),
+        ("7/30s", 7, 30),
+        ("1/2h", 1, 7200),
+    ],
+)
+def test_parse(text, limit, period):
+    assert Rate.parse(text) == Rate(limit=limit, period=period)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "10",
+        "10/",
+        "/m",
+        "m",
+        "ten/m",
+        "-1/m",
+        "1.5/m",
+        "10/x",
+        "10/min",
+        "10/mm",
+        "10/1.5m",
+        "10/m ",
+        " 10/m",
+        "10 / m",
+        "10 per minute",
+        "5/15",
+        # A window of zero seconds is no window at all (hit() would divide by zero).
+        "5/0m",
+        "1/0s",
+    ],
+)
+def test_parse_rejects_malformed_rates(text):
+    with pytest.raises(ValueError, match=r"(?i)rate"):
+        Rate.parse(text)
+
+
+# ---------------------------------------------------------------- hit and reset
+
+
+def test_allows_exactly_the_limit_per_window_then_says_how_long_to_wait(clock, key):
+    rate = Rate(limit=3, period=60)
+
+    assert hits(key, rate, 3) == [None, None, None]
+    # 10.5 s into a 60 s window: the rest of the window.
+    assert rate_limit.hit(key, rate) == pytest.approx(49.5)
+    clock.now += 40
+    assert rate_limit.hit(key, rate) == pytest.approx(9.5)
+
+
+@pytest.mark.parametrize("text", ["1/s", "5/m", "5/15m", "2/h", "3/d"])
+def test_wait_is_positive_and_at_most_the_period(clock, key, text):
+    rate = Rate.parse(text)
+    hits(key, rate, rate.limit)
+
+    wait = rate_limit.hit(key, rate)
+
+    assert wait is not None
+    assert 0 < wait <= rate.period
+
+
+def test_a_new_window_starts_a_new_count(clock, key):
+    rate = Rate(limit=2, period=60)
+    hits(key, rate, 3)
+
+    clock.now += 60
+
+    assert hits(key, rate, 3)[:2] == [None, None]
+
+
+def test_windows_are_per_key(clock, key):
+    rate = Rate(limit=2, period=60)
+    hits(key, rate, 3)
+
+    assert hits(f"{key}:other", rate, 2) == [None, None]
+    assert rate_limit.hit(key, rate) is not None
+
+
+def test_reset_forgets_the_current_window(clock, key):
+    rate = Rate(limit=2, period=60)
+    hits(key, rate, 3)
+
+    rate_limit.reset(key, rate)
+
+    assert hits(key, rate, 3) == [None, None, pytest.approx(49.5)]
+
+
+def test_reset_leaves_other_keys_alone(clock, key):
+    rate = Rate(limit=1, period=60)
+    hits(key, rate, 1)
+    hits(f"{key}:other", rate, 1)
+
+    rate_limit.reset(f"{key}:other", rate)
+
+    assert rate_limit.hit(key, rate) is not None
+
+
+# ---------------------------------------------------------------- concurrency and several processes
+
+
+def concurrent_allowed(key: str, rate: Rate, threads: int) -> int:
+    """Hit ``key`` from ``threads`` threads released at the same moment; return how many were allowed."""
+    barrier = threading.Barrier(threads)
+    results: list[float | None] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        barrier.wait()
+        wait = rate_limit.hit(key, rate)
+        with lock:
+            results.append(wait)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    assert len(results) == threads
+    return sum(wait is None for wait in results)
+
+
+def test_concurrent_hits_allow_exactly_the_limit_locmem(settings, clock, key):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "test-rate-limit-concurrency",
+        }
+    }
+
+    assert concurrent_allowed(key, Rate(limit=5, period=60), threads=30) == 5
+
+
+@pytest.mark.redis
+def test_concurrent_hits_allow_exactly_the_limit_redis(clock, key):
+    assert concurrent_allowed(key, Rate(limit=5, period=60), threads=30) == 5
+
+
+@pytest.mark.redis
+def test_separate_cache_clients_share_the_counts(monkeypatch, clock, key):
+    """Two gunicorn workers each have their own Redis client; the limit is for both together."""
+    from django_redis.pool import ConnectionFactory
+
+    workers: list[Any] = []
+    for _ in range(2):
+        # A fresh pool registry per client, so the two do not even share a connection pool.
+        monkeypatch.setattr(ConnectionFactory, "_pools", {})
+        worker_cache: Any = caches.create_connection("default")
+        worker_cache.client.get_client(write=True).ping()
+        workers.append(worker_cache)
+    first, second = (worker.client.get_client(write=True) for worker in workers)
+    assert first.connection_pool is not second.connection_pool
+
+    rate = Rate(limit=4, period=60)
+    results = []
+    for attempt in range(8):
+        monkeypatch.setattr(rate_limit, "cache", workers[attempt % 2])
+        results.append(rate_limit.hit(key, rate))
+
+    assert [wait is None for wait in results] == [True] * 4 + [False] * 4
+    for connection in (first, second):
+        connection.connection_pool.disconnect()
+
+
+def test_fails_open_when_the_cache_is_unreachable(settings, caplog, clock, key):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed_port()}/0",
+            "KEY_PREFIX": "test",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
+        }
+    }
+    settings.DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+    settings.DJANGO_REDIS_LOGGER = "core.cache"
+
+    assert hits(key, Rate(limit=1, period=60), 3) == [None, None, None]
+    assert any(record.name == "core.cache" for record in caplog.records)

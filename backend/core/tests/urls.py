@@ -1,0 +1,76 @@
+"""The project's URLs plus views that exist only to make errors happen, for
+``@pytest.mark.urls("core.tests.urls")``."""
+
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config import urls as project_urls
+
+CRASH_MESSAGE = "kaboom: internal detail that must not reach the client"
+
+DJANGO_EXCEPTIONS: dict[str, Exception] = {
+    "http404": Http404("no such thing"),
+    "permission-denied": PermissionDenied("nope"),
+    "data-too-big": RequestDataTooBig("too big"),
+    "validation-plain": ValidationError("Something about the request as a whole is wrong."),
+    "validation-non-field": ValidationError({NON_FIELD_ERRORS: ["These fields do not go together."]}),
+    "validation-field": ValidationError({"email": ["This email is not allowed."]}),
+}
+
+
+class CrashApi(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        raise RuntimeError(CRASH_MESSAGE)
+
+
+class AdminOnlyApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+class DjangoExceptionApi(APIView):
+    """Raises the Django exception named in the URL, as a service or selector would."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request, name: str) -> Response:
+        raise DJANGO_EXCEPTIONS[name]
+
+
+def plain_post_view(request: HttpRequest) -> HttpResponse:
+    """A plain Django view: CSRF is checked by CsrfViewMiddleware, not by DRF."""
+    return JsonResponse({"ok": True})
+
+
+def plain_crash_view(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError(CRASH_MESSAGE)
+
+
+def plain_forbidden_view(request: HttpRequest) -> HttpResponse:
+    raise PermissionDenied("not for you")
+
+
+urlpatterns = [
+    path("api/test/crash", CrashApi.as_view()),
+    path("api/test/admin-only", AdminOnlyApi.as_view()),
+    path("api/test/django-exception/<str:name>", DjangoExceptionApi.as_view()),
+    path("api/test/plain-post", plain_post_view),
+    path("api/test/plain-crash", plain_crash_view),
+    path("api/test/plain-forbidden", plain_forbidden_view),
+    # Last: the project's catch-all for /api/ would shadow the views above.
+    *project_urls.urlpatterns,
+]
+
+handler400 = project_urls.handler400
+handler403 = project_urls.handler403
+handler404 = project_urls.handler404
+handler500 = project_urls.handler500
