@@ -3,6 +3,7 @@
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.db.utils import ConnectionHandler
@@ -124,17 +125,23 @@ def test_health_is_not_throttled(client, db, settings):
 # ---------------------------------------------------------------- down
 
 
+def assert_unavailable(response, checks: dict[str, str]) -> dict[str, Any]:
+    """503 SERVICE_UNAVAILABLE in the API's error shape, with these check results; returns the body."""
+    assert response.status_code == 503
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"message", "code", "details"}
+    assert body["code"] == "SERVICE_UNAVAILABLE"
+    assert body["details"] == {"checks": checks}
+    return body
+
+
 def test_ready_reports_an_unreachable_database(client, db, monkeypatch, caplog):
     port = closed_port()
     monkeypatch.setattr(health, "connections", postgresql_at(port))
 
     response = client.get(READY)
 
-    assert response.status_code == 503
-    body = response.json()
-    assert set(body) == {"message", "code", "details"}
-    assert body["code"] == "SERVICE_UNAVAILABLE"
-    assert body["details"] == {"checks": {"database": "unavailable", "redis": "ok"}}
+    body = assert_unavailable(response, {"database": "unavailable", "redis": "ok"})
     assert "database" in body["message"]
     assert_reveals_nothing(response.content, port)
     # A real connection failure, not pytest-django's guard against database access.
@@ -147,11 +154,7 @@ def test_ready_reports_an_unreachable_redis(client, db, settings, caplog):
 
     response = client.get(READY)
 
-    assert response.status_code == 503
-    body = response.json()
-    assert set(body) == {"message", "code", "details"}
-    assert body["code"] == "SERVICE_UNAVAILABLE"
-    assert body["details"] == {"checks": {"database": "ok", "redis": "unavailable"}}
+    body = assert_unavailable(response, {"database": "ok", "redis": "unavailable"})
     assert "redis" in body["message"]
     assert_reveals_nothing(response.content, port)
     assert "Health check redis failed: ConnectionError" in caplog.messages
@@ -163,11 +166,7 @@ def test_ready_times_out_on_a_hung_redis(client, db, settings, silent_port):
 
     response = client.get(READY)
 
-    assert response.status_code == 503
-    body = response.json()
-    assert set(body) == {"message", "code", "details"}
-    assert body["code"] == "SERVICE_UNAVAILABLE"
-    assert body["details"] == {"checks": {"database": "ok", "redis": "timeout"}}
+    assert_unavailable(response, {"database": "ok", "redis": "timeout"})
     assert_reveals_nothing(response.content, silent_port)
 
 
@@ -177,9 +176,5 @@ def test_ready_times_out_on_a_hung_database(client, db, settings, monkeypatch, s
 
     response = client.get(READY)
 
-    assert response.status_code == 503
-    body = response.json()
-    assert set(body) == {"message", "code", "details"}
-    assert body["code"] == "SERVICE_UNAVAILABLE"
-    assert body["details"] == {"checks": {"database": "timeout", "redis": "ok"}}
+    assert_unavailable(response, {"database": "timeout", "redis": "ok"})
     assert_reveals_nothing(response.content, silent_port)
