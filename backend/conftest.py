@@ -1,7 +1,9 @@
 """Fixtures shared by every test: a client that behaves like the SPA, and the usual personas."""
 
+import logging
 import time
 from collections.abc import Iterator
+from io import StringIO
 from typing import Any, cast
 
 import pytest
@@ -12,6 +14,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
 from core import background, rate_limit
+from core.logging import JsonFormatter
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -81,6 +84,29 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
     frozen = FrozenClock()
     monkeypatch.setattr(rate_limit, "time", frozen)
     return frozen
+
+
+@pytest.fixture
+def app_log() -> Iterator[StringIO]:
+    """What the handler configured by settings.LOGGING writes, as JSON lines (as in production), at every
+    level.
+
+    The handler's own filters stay: they are what puts the request id on each record."""
+    root = logging.getLogger()
+    [handler] = [handler for handler in root.handlers if handler.name == "stdout"]
+    assert isinstance(handler, logging.StreamHandler)
+    stream = StringIO()
+    previous_stream = handler.setStream(stream)
+    previous_formatter, previous_level = handler.formatter, root.level
+    handler.setFormatter(JsonFormatter())
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.setLevel(previous_level)
+        handler.setFormatter(previous_formatter)
+        if previous_stream is not None:
+            handler.setStream(previous_stream)
 
 
 @pytest.fixture(autouse=True)

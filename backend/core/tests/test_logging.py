@@ -169,24 +169,6 @@ def test_formatter_follows_the_log_format_setting(settings, log_format, formatte
 # ---------------------------------------------------------------- no secrets
 
 
-@pytest.fixture
-def everything_logged() -> Iterator[StringIO]:
-    """Every record any logger lets through to the root logger at DEBUG, as production writes it."""
-    stream = StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(RequestContextFilter())
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield stream
-    finally:
-        root.setLevel(previous_level)
-        root.removeHandler(handler)
-
-
 class Flow:
     """The SPA's requests, remembering every secret that passed between it and the server."""
 
@@ -213,7 +195,7 @@ class Flow:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_no_secret_reaches_the_log(client, everything_logged):
+def test_no_secret_reaches_the_log(client, app_log):
     flow = Flow(client)
     email = "secretive@example.com"
     first, wrong, second, third = (flow.password(label) for label in ("first", "wrong", "second", "third"))
@@ -245,7 +227,7 @@ def test_no_secret_reaches_the_log(client, everything_logged):
     flow.request("get", "/api/v1/auth/me")
     flow.request("post", "/api/v1/auth/logout", status=204)
 
-    logged = everything_logged.getvalue()
+    logged = app_log.getvalue()
     entries = [json.loads(line) for line in logged.splitlines()]
     # The capture saw the requests (and would have seen a secret in them).
     assert len([entry for entry in entries if entry["logger"] == "core.access"]) >= flow.requests

@@ -4,16 +4,13 @@ access line per request."""
 import json
 import logging
 import re
-from collections.abc import Iterator
 from importlib import import_module
-from io import StringIO
 from typing import Any
 
 import pytest
 from django.conf import settings
 
 from conftest import SpaClient
-from core.logging import JsonFormatter
 from core.middleware import access_logger
 
 LIVE = "/api/v1/health/live"
@@ -85,28 +82,6 @@ def test_every_response_carries_the_request_id(client, path, status):
 
     assert response.status_code == status
     assert response["X-Request-ID"] == "0123456789abcdef"
-
-
-@pytest.fixture
-def app_log() -> Iterator[StringIO]:
-    """What the handler configured by settings.LOGGING writes, as JSON lines, at every level.
-
-    The handler's own filters stay: they are what puts the request id on each record."""
-    root = logging.getLogger()
-    [handler] = [handler for handler in root.handlers if handler.name == "stdout"]
-    assert isinstance(handler, logging.StreamHandler)
-    stream = StringIO()
-    previous_stream = handler.setStream(stream)
-    previous_formatter, previous_level = handler.formatter, root.level
-    handler.setFormatter(JsonFormatter())
-    root.setLevel(logging.DEBUG)
-    try:
-        yield stream
-    finally:
-        root.setLevel(previous_level)
-        handler.setFormatter(previous_formatter)
-        if previous_stream is not None:
-            handler.setStream(previous_stream)
 
 
 def test_every_log_record_of_a_request_carries_its_request_id(client, db, app_log):
