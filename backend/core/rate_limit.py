@@ -13,6 +13,14 @@ from core.rates import Rate
 __all__ = ["Rate", "hit", "reset"]
 
 
+def _window_start(now: float, rate: Rate) -> int:
+    return int(now // rate.period * rate.period)
+
+
+def _window_key(key: str, window_start: int) -> str:
+    return f"rate:{key}:{window_start}"
+
+
 def hit(key: str, rate: Rate) -> float | None:
     """Count one event for ``key``; return the seconds to wait if that went over the limit, else None.
 
@@ -20,8 +28,8 @@ def hit(key: str, rate: Rate) -> float | None:
     lock everyone out.
     """
     now = time.time()
-    window_start = int(now // rate.period * rate.period)
-    window_key = f"rate:{key}:{window_start}"
+    window_start = _window_start(now, rate)
+    window_key = _window_key(key, window_start)
     cache.add(window_key, 0, timeout=rate.period + 1)
     try:
         count = cache.incr(window_key)
@@ -35,5 +43,4 @@ def hit(key: str, rate: Rate) -> float | None:
 
 def reset(key: str, rate: Rate) -> None:
     """Forget the events of ``key`` in the current window."""
-    window_start = int(time.time() // rate.period * rate.period)
-    cache.delete(f"rate:{key}:{window_start}")
+    cache.delete(_window_key(key, _window_start(time.time(), rate)))
