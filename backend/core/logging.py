@@ -15,7 +15,7 @@ from django.conf import settings
 from core.request_context import current_request_id
 
 # Fields that code may pass in `extra=`, copied into JSON lines when present.
-EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "user_id", "client_ip")
+EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "bytes", "user_id", "client_ip")
 
 
 class RequestContextFilter(logging.Filter):

@@ -14,6 +14,17 @@ access_logger = logging.getLogger("core.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
+# Container health checks poll these every few seconds; their successes are logged at DEBUG only.
+HEALTH_PATH_PREFIX = "/api/v1/health/"
+
+
+def access_level(path: str, status: int) -> int:
+    if status >= 500:
+        return logging.ERROR
+    if status == 200 and path.startswith(HEALTH_PATH_PREFIX):
+        return logging.DEBUG
+    return logging.INFO
+
 
 def _user_id(request: HttpRequest) -> int | None:
     """The id of an authenticated user, without loading the session just to log it."""
@@ -39,7 +50,7 @@ class RequestIdMiddleware:
             response[REQUEST_ID_HEADER] = request_id
             duration_ms = round((time.perf_counter() - started) * 1000, 1)
             access_logger.log(
-                logging.ERROR if response.status_code >= 500 else logging.INFO,
+                access_level(request.path, response.status_code),
                 "%s %s %s %sms",
                 request.method,
                 request.path,

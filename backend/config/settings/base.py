@@ -210,6 +210,10 @@ CSRF_FAILURE_VIEW = "core.views.csrf_failure"
 # taken that many entries from the right, so a client cannot pick its own throttle bucket by sending
 # the header itself. 0: use the socket address and ignore the header.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, min_value=0, max_value=5)
+# Behind a TLS proxy (the compose stacks' nginx), its X-Forwarded-Proto says whether the client used
+# HTTPS; CSRF's origin check and the URLs Django builds depend on it.
+if TRUSTED_PROXY_COUNT > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Bodies larger than this are refused with 413 REQUEST_TOO_LARGE (nginx's client_max_body_size matches).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

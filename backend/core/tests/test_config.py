@@ -253,6 +253,16 @@ def test_local_defaults_need_no_environment():
     assert "probe" in line
 
 
+@pytest.mark.parametrize(("proxies", "expected"), [("", None), ("1", ["HTTP_X_FORWARDED_PROTO", "https"])])
+def test_local_behind_a_proxy_trusts_its_forwarded_scheme(proxies, expected):
+    """The dev compose stack puts nginx (TLS) in front of runserver: without the forwarded scheme,
+    CSRF's origin check would refuse every form posted over https://localhost:8443."""
+    env = environment({**LOCAL, "TRUSTED_PROXY_COUNT": proxies})
+    values, _ = load_settings(env, "SECURE_PROXY_SSL_HEADER")
+
+    assert values["SECURE_PROXY_SSL_HEADER"] == expected
+
+
 def test_local_uses_postgresql_and_redis_when_configured():
     env = environment(
         {

@@ -104,14 +104,14 @@ def test_every_log_record_of_a_request_carries_its_request_id(client, db, app_lo
 
 
 def test_one_access_record_per_request_with_its_facts(client, access_log):
-    response = client.get(f"{LIVE}?token=secret-in-query&x=1", REMOTE_ADDR="198.51.100.23")
+    response = client.get(f"{ME}?token=secret-in-query&x=1", REMOTE_ADDR="198.51.100.23")
 
     [record] = access_records(access_log)
     assert record.levelno == logging.INFO
     fields: dict[str, Any] = record.__dict__
     assert fields["method"] == "GET"
-    assert fields["path"] == LIVE
-    assert fields["status"] == response.status_code == 200
+    assert fields["path"] == ME
+    assert fields["status"] == response.status_code == 401
     assert isinstance(fields["duration_ms"], float)
     assert fields["duration_ms"] >= 0
     assert fields["client_ip"] == "198.51.100.23"
@@ -141,6 +141,19 @@ def test_access_record_names_the_logged_in_user(user_client, user, access_log):
     assert record.user_id == user.pk  # type: ignore[attr-defined]
 
 
+def test_successful_health_probes_are_logged_at_debug_only(client, db, caplog):
+    caplog.set_level(logging.DEBUG, logger=access_logger.name)
+
+    client.get(LIVE)
+    client.get("/api/v1/health/ready")
+
+    records = access_records(caplog)
+    assert [(record.path, record.levelno) for record in records] == [  # type: ignore[attr-defined]
+        (LIVE, logging.DEBUG),
+        ("/api/v1/health/ready", logging.DEBUG),
+    ]
+
+
 @pytest.mark.urls("core.tests.urls")
 def test_access_record_of_a_server_error_is_an_error(access_log):
     SpaClient(raise_request_exception=False).get("/api/test/plain-crash")
@@ -153,7 +166,7 @@ def test_access_record_of_a_server_error_is_an_error(access_log):
 def test_access_record_takes_the_client_address_from_the_trusted_proxy(client, settings, access_log):
     settings.TRUSTED_PROXY_COUNT = 1
 
-    client.get(LIVE, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="192.0.2.99, 203.0.113.7")
+    client.get(ME, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="192.0.2.99, 203.0.113.7")
 
     [record] = access_records(access_log)
     assert record.client_ip == "203.0.113.7"  # type: ignore[attr-defined]

@@ -1,0 +1,115 @@
+"""gunicorn settings for the prod image: `gunicorn --config config/gunicorn.py config.wsgi`.
+
+The timeouts fit nginx/templates/default.conf.template and compose.prod.yaml, which must change together:
+
+- nginx waits at most 30 s for a response (proxy_read_timeout); `timeout` restarts a worker silent as long.
+- nginx keeps idle upstream connections for 60 s (keepalive_timeout in the upstream); gunicorn keeps them
+  open for 75 s, so gunicorn never closes a connection that nginx is about to reuse.
+- On SIGTERM the workers get `graceful_timeout` (30 s, the longest request nginx waits for) to finish;
+  compose's `stop_grace_period` (40 s) is longer, so `docker compose stop` never kills a request midway.
+"""
+
+import math
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from gunicorn.glogging import Logger  # type: ignore[import-untyped]
+
+from config.env import env_int, env_list
+from core.middleware import access_level
+
+
+def available_cpus() -> int:
+    """CPUs this container may use: its CPU set, capped by a cgroup v2 quota (compose `cpus:`)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
+bind = "0.0.0.0:8000"
+# gthread: a few processes with threads each. Requests mostly wait on PostgreSQL and Redis, and the
+# Argon2 hash releases the GIL, so threads serve them well at a fraction of the memory of processes.
+worker_class = "gthread"
+workers = env_int("GUNICORN_WORKERS", 2 * available_cpus(), min_value=1, max_value=64)
+threads = env_int("GUNICORN_THREADS", 4, min_value=1, max_value=64)
+
+# Load Django once in the master: a configuration error stops start-up with one message instead of
+# one per worker, and the workers share the loaded code's memory.
+preload_app = True
+
+timeout = 30
+graceful_timeout = 30
+keepalive = 75
+
+# Recycle workers now and then, at different times, so a slow leak cannot grow without bound.
+max_requests = 2000
+max_requests_jitter = 200
+
+# Heartbeat files on tmpfs: a worker blocked on a slow disk write is not mistaken for a hung one.
+worker_tmp_dir = "/dev/shm"  # noqa: S108 (a private tmpfs in the container)
+
+# Only nginx may set X-Forwarded-Proto (gunicorn ignores it from anyone else). compose.prod.yaml puts
+# nginx and the backend on their own network with this subnet.
+forwarded_allow_ips = ",".join(env_list("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"]))
+
+# Big enough for the forwarded headers and a session cookie; larger requests are refused with 400.
+limit_request_line = 8190
+limit_request_field_size = 8190
+
+# ---------------------------------------------------------------- logs: JSON lines on stdout
+
+
+class JsonAccessLogger(Logger):  # type: ignore[misc]
+    """One access line per response, as a JSON object through core.logging.JsonFormatter, with the
+    request id that nginx sent (X-Request-ID, echoed by the app) to join it with nginx's line."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        status = int(str(resp.status).split(None, 1)[0])
+        headers = {name.lower(): value for name, value in resp.headers}
+        duration_ms = round(request_time.total_seconds() * 1000, 1)
+        path = environ.get("PATH_INFO", "")
+        self.access_log.log(
+            access_level(path, status),
+            "%s %s %s %sms",
+            environ["REQUEST_METHOD"],
+            path,
+            status,
+            duration_ms,
+            extra={
+                "request_id": headers.get("x-request-id"),
+                "method": environ["REQUEST_METHOD"],
+                # The path only: query strings may carry tokens.
+                "path": path,
+                "status": status,
+                "duration_ms": duration_ms,
+                "bytes": getattr(resp, "sent", None),
+            },
+        )
+
+
+logger_class = JsonAccessLogger
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "core.logging.JsonFormatter"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+    },
+    "root": {"handlers": ["stdout"], "level": "INFO"},
+}
+
+# Shown in `ps` and `docker top`.
+proc_name = "backend"
+# No gunicornc control socket: nothing uses it, and the root filesystem is read-only.
+control_socket_disable = True
