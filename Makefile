@@ -10,6 +10,14 @@ MANAGE := cd backend && $(PY) manage.py
 # Where `make test-postgres` and `make bench-db` keep their throwaway PostgreSQL and Redis.
 SERVICES_DIR ?= $(CURDIR)/.cache/test-services
 # Sample production values for `make check-deploy`; nothing here is a real secret.
+# Which compose stack the container targets act on: dev (compose.yaml) or prod (compose.prod.yaml with
+# the variables of ENV_FILE). E.g. `make backup STACK=prod`.
+STACK ?= dev
+export ENV_FILE ?= .env
+COMPOSE := scripts/compose $(STACK)
+# Where `make certs` writes a self-signed pair, and for which names.
+CERTS_DIR ?= certs
+CERT_NAMES ?= localhost
 DEPLOY_SAMPLE_ENV := DJANGO_SETTINGS_MODULE=config.settings.prod \
 	SECRET_KEY=check-deploy-sample-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH \
 	ALLOWED_HOSTS=api.example.com DB_HOST=db DB_PORT=5432 DB_NAME=app DB_USER=app \
@@ -45,15 +53,15 @@ test-postgres: venv ## Run the suite against a throwaway PostgreSQL and Redis on
 
 .PHONY: lint
 lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
-	cd backend && $(PY) -m ruff check . ../scripts
-	cd backend && $(PY) -m ruff format --check . ../scripts
+	cd backend && $(PY) -m ruff check . ../scripts ../tests
+	cd backend && $(PY) -m ruff format --check . ../scripts ../tests
 	cd backend && $(PY) -m mypy .
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
 
 .PHONY: format
 format: venv ## Fix what ruff can fix and format the code
-	cd backend && $(PY) -m ruff check --fix . ../scripts && $(PY) -m ruff format . ../scripts
+	cd backend && $(PY) -m ruff check --fix . ../scripts ../tests && $(PY) -m ruff format . ../scripts ../tests
 
 .PHONY: check-deploy
 check-deploy: venv ## `check --deploy` with production settings and sample values
@@ -75,3 +83,68 @@ bench-db: venv ## Compare database connection strategies under gunicorn (throwaw
 	scripts/test-services start $(SERVICES_DIR)
 	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(PY) scripts/bench/db_connections.py || status=$$?; \
 		scripts/test-services stop $(SERVICES_DIR); exit $$status
+
+# ---------------------------------------------------------------- the compose stacks
+
+.PHONY: up
+up: ## Build and start the dev stack: https://localhost:8443/api/v1/ (self-signed certificate)
+	$(COMPOSE) up --build --detach --wait
+	@echo "API: https://localhost:$${HTTPS_PORT:-8443}/api/v1/  (docs: /api/v1/docs, admin: /admin/)"
+
+.PHONY: down
+down: ## Stop the stack (STACK=dev|prod); volumes and data are kept
+	$(COMPOSE) down
+
+.PHONY: logs
+logs: ## Follow the stack's logs (SERVICE=nginx for one service)
+	$(COMPOSE) logs --follow --tail 100 $(SERVICE)
+
+.PHONY: ps
+ps: ## The stack's containers and their health
+	$(COMPOSE) ps --all
+
+.PHONY: shell
+shell: ## A Django shell in the running backend
+	$(COMPOSE) exec backend python manage.py shell
+
+.PHONY: manage
+manage: ## Run manage.py in the running backend, e.g. make manage ARGS="makemigrations accounts"
+	@# As your own user in dev, so files it writes into the bind-mounted source are yours.
+	$(COMPOSE) exec $(if $(filter dev,$(STACK)),--user "$$(id -u):$$(id -g)") backend python manage.py $(ARGS)
+
+.PHONY: migrate
+migrate: ## Apply migrations in the running stack
+	$(COMPOSE) exec backend python manage.py migrate --no-input
+
+.PHONY: createsuperuser
+createsuperuser: ## Create an admin user in the running stack
+	$(COMPOSE) exec backend python manage.py createsuperuser
+
+.PHONY: backup
+backup: ## Dump the database into the backups volume (STACK=prod on the server)
+	scripts/db-backup $(STACK)
+
+.PHONY: restore
+restore: ## Replace the database with a backup: make restore FILE=app-....dump (STACK=prod on the server)
+	@test -n "$(FILE)" || { echo "Usage: make restore FILE=<name in the backups volume or a path>" >&2; exit 2; }
+	scripts/db-restore $(STACK) "$(FILE)"
+
+.PHONY: certs
+certs: ## Make a self-signed certificate in CERTS_DIR (default certs/) for CERT_NAMES (default localhost)
+	nginx/self-signed-cert $(CERTS_DIR) $(CERT_NAMES)
+
+.PHONY: prod-up
+prod-up: ## Build and start the production stack with .env (compose.prod.yaml)
+	scripts/compose prod up --build --detach --wait
+
+.PHONY: prod-down
+prod-down: ## Stop the production stack; volumes and data are kept
+	scripts/compose prod down
+
+.PHONY: prod-logs
+prod-logs: ## Follow the production stack's logs (SERVICE=nginx for one service)
+	scripts/compose prod logs --follow --tail 100 $(SERVICE)
+
+.PHONY: stack-test
+stack-test: venv ## Boot both stacks in Docker and check them through nginx (tests/stack)
+	scripts/stack-test $(PYTEST_ARGS)

@@ -1,0 +1,272 @@
+"""Fixtures that boot the real compose stacks (compose.yaml and compose.prod.yaml) on their own project
+names and 127.0.0.1 ports, and tear them down with their volumes whatever happens.
+
+Run by scripts/stack-test (`make stack-test`), which first makes sure a Docker engine and the images
+are there.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Own project names and ports, so a stack someone left running is never touched.
+DEV_PROJECT = "stacktest-dev"
+PROD_PROJECT = "stacktest-prod"
+DEV_PORTS = {"HTTPS_PORT": "28443", "HTTP_PORT": "28080"}
+PROD_PORTS = {"HTTPS_PORT": "29443", "HTTP_PORT": "29080"}
+# The prod stack's nginx/backend network; must not overlap a network on this host.
+PROD_EDGE_SUBNET = "172.30.252.0/24"
+
+# What each phase took, printed at the end of the run.
+TIMINGS: list[tuple[str, float]] = []
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        TIMINGS.append((name, time.monotonic() - started))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        TIMINGS.append((report.nodeid.split("::")[-1], report.duration))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.section("stack test phases")
+    for name, seconds in TIMINGS:
+        terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
+    terminalreporter.write_line(f"{sum(seconds for _, seconds in TIMINGS):7.1f} s  in all")
+
+
+def run(
+    args: list[str], *, cwd: Path, env: dict[str, str], check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited with {result.returncode}\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def _clean_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without anything the stacks read, plus `extra`: a variable set in the
+    shell that runs the tests must not change what is tested."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "DOCKER_HOST", "DOCKER_CONFIG", "TMPDIR")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Stack:
+    project: str
+    directory: Path
+    compose_files: list[str]
+    env: dict[str, str]
+    https_port: int
+    http_port: int
+    ca_file: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        command = ["docker", "compose", "--project-name", self.project]
+        for file in self.compose_files:
+            command += ["--file", file]
+        return run(
+            [*command, *self.extra_args, *args],
+            cwd=self.directory,
+            env=self.env,
+            check=check,
+            timeout=timeout,
+        )
+
+    @property
+    def origin(self) -> str:
+        return f"https://localhost:{self.https_port}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        assert self.ca_file is not None, "the stack's certificate is not known yet"
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def client(self, *, http2: bool = True, **kwargs: Any) -> httpx.Client:
+        """An HTTPS client for https://localhost:<port> that trusts the stack's self-signed certificate,
+        keeps cookies like a browser, and connects over IPv4 loopback only."""
+        return httpx.Client(
+            base_url=self.origin,
+            transport=httpx.HTTPTransport(verify=self.tls_context(), local_address="127.0.0.1", http2=http2),
+            timeout=15,
+            **kwargs,
+        )
+
+    def up(self) -> None:
+        self.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "300", timeout=900)
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False)
+
+    def logs(self, *services: str) -> list[dict[str, Any]]:
+        """Every JSON log line of the services (other lines are skipped)."""
+        output = self.compose("logs", "--no-color", "--no-log-prefix", *services).stdout
+        lines = []
+        for line in output.splitlines():
+            if line.startswith("{"):
+                try:
+                    lines.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return lines
+
+    def container_ids(self, *, all_states: bool = False) -> dict[str, str]:
+        args = ["ps", "--format", "json"] + (["--all"] if all_states else [])
+        output = self.compose(*args).stdout
+        entries = [json.loads(line) for line in output.splitlines() if line.strip()]
+        return {entry["Service"]: entry["ID"] for entry in entries}
+
+    def exec(self, service: str, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.compose("exec", "--no-TTY", service, *command, check=check)
+
+    def process_uids(self, service: str) -> set[str]:
+        """The real uids of every process in the service's container, not only of the first one."""
+        status = self.exec(service, "sh", "-c", "cat /proc/[0-9]*/status").stdout
+        uids = {line.split()[1] for line in status.splitlines() if line.startswith("Uid:")}
+        assert uids, service
+        return uids
+
+
+def clean_checkout(target: Path) -> Path:
+    """The repository's files as a fresh clone has them (tracked and not ignored), without .env."""
+    listed = run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        env=_clean_environment({}),
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if not source.is_file() or name == ".env":
+            continue
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+    assert not (target / ".env").exists()
+    return target
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="stack-test-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- dev: compose.yaml from a clean checkout
+
+
+@pytest.fixture(scope="module")
+def dev_stack(workdir: Path) -> Iterator[Stack]:
+    checkout = clean_checkout(workdir / "checkout")
+    stack = Stack(
+        project=DEV_PROJECT,
+        directory=checkout,
+        compose_files=["compose.yaml"],
+        env=_clean_environment({"COMPOSE_PROJECT_NAME": DEV_PROJECT, **DEV_PORTS}),
+        https_port=int(DEV_PORTS["HTTPS_PORT"]),
+        http_port=int(DEV_PORTS["HTTP_PORT"]),
+    )
+    with phase("dev: remove leftovers"):
+        stack.down()
+    try:
+        with phase("dev: build and start (docker compose up)"):
+            stack.up()
+        # The certificate nginx made for itself on this first start; the client trusts only it.
+        stack.ca_file = workdir / "dev-ca.pem"
+        stack.ca_file.write_text(stack.exec("nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout)
+        yield stack
+    finally:
+        with phase("dev: down --volumes"):
+            stack.down()
+
+
+# ---------------------------------------------------------------- prod: compose.prod.yaml with a test env
+
+
+def prod_env_file(directory: Path) -> Path:
+    """A production .env as an operator writes it, with a self-signed certificate and loopback ports."""
+    certs = directory / "certs"
+    run(
+        [str(REPO / "nginx" / "self-signed-cert"), str(certs), "localhost"],
+        cwd=REPO,
+        env=_clean_environment({}),
+    )
+    acme = directory / "acme"
+    acme.mkdir()
+    values = {
+        "SERVER_NAME": "localhost",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DB_PASSWORD": secrets.token_hex(16),
+        "REDIS_PASSWORD": secrets.token_hex(16),
+        "TLS_CERT_FILE": str(certs / "fullchain.pem"),
+        "TLS_KEY_FILE": str(certs / "privkey.pem"),
+        "ACME_WEBROOT": str(acme),
+        "PUBLISH_ADDRESS": "127.0.0.1",
+        "EDGE_SUBNET": PROD_EDGE_SUBNET,
+        "CORS_ALLOWED_ORIGINS": "https://app.localhost",
+        # The tests sign up and log in more often than a person would.
+        "THROTTLE_AUTH": "1000/m",
+        "GUNICORN_WORKERS": "2",
+        **PROD_PORTS,
+    }
+    env_file = directory / "prod.env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    return env_file
+
+
+@pytest.fixture(scope="module")
+def prod_stack(workdir: Path) -> Iterator[Stack]:
+    directory = workdir / "prod"
+    directory.mkdir()
+    env_file = prod_env_file(directory)
+    stack = Stack(
+        project=PROD_PROJECT,
+        directory=REPO,
+        compose_files=["compose.prod.yaml"],
+        # Also names the images it builds (compose.prod.yaml), so a deployed stack's stay untouched.
+        env=_clean_environment({"COMPOSE_PROJECT_NAME": PROD_PROJECT}),
+        https_port=int(PROD_PORTS["HTTPS_PORT"]),
+        http_port=int(PROD_PORTS["HTTP_PORT"]),
+        ca_file=directory / "certs" / "fullchain.pem",
+        extra_args=["--env-file", str(env_file)],
+    )
+    with phase("prod: remove leftovers"):
+        stack.down()
+    try:
+        with phase("prod: build and start (docker compose up)"):
+            stack.up()
+        yield stack
+    finally:
+        with phase("prod: down --volumes"):
+            stack.down()

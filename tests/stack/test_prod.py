@@ -1,0 +1,404 @@
+"""compose.prod.yaml booted with a test .env: nginx (TLS) -> gunicorn (prod settings) -> PostgreSQL,
+Redis. Checked from outside through 127.0.0.1 like a client, and from inside with docker."""
+
+import json
+import re
+import socket
+import ssl
+import subprocess
+import time
+import warnings
+
+import httpx
+import pytest
+
+from .api import PASSWORD, csrf_headers, login, logout, me, new_email, set_cookies, signup
+from .conftest import REPO, Stack, run
+
+pytestmark = pytest.mark.usefixtures("prod_stack")
+
+SECURITY_HEADERS = {
+    "strict-transport-security": "max-age=63072000",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+}
+# The user created first; later tests check it survives restarts, down/up and a restore.
+FIRST_USER = new_email()
+
+
+def assert_security_headers_once(response: httpx.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get_list(name) == [value], (name, response.status_code, response.url)
+    assert len(response.headers.get_list("x-request-id")) == 1
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+    assert response.headers["server"] == "nginx", "no version in the Server header"
+
+
+def tls_handshake(stack: Stack, context: ssl.SSLContext) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", stack.https_port), timeout=10)
+    return context.wrap_socket(raw, server_hostname="localhost")
+
+
+# ---------------------------------------------------------------- TLS and HTTP
+
+
+def test_http_answers_308_to_https_on_the_public_port(prod_stack):
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.1")) as client:
+        for method in ("GET", "POST"):
+            response = client.request(
+                method,
+                f"http://127.0.0.1:{prod_stack.http_port}/api/v1/auth/me?next=1",
+                headers={"Host": "localhost"},
+            )
+            assert response.status_code == 308
+            assert (
+                response.headers["location"]
+                == f"https://localhost:{prod_stack.https_port}/api/v1/auth/me?next=1"
+            )
+
+
+def test_acme_challenges_are_served_over_plain_http(prod_stack, workdir):
+    challenge = workdir / "prod" / "acme" / ".well-known" / "acme-challenge"
+    challenge.mkdir(parents=True)
+    (challenge / "token-123").write_text("token-123.key-authorization")
+
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.1")) as client:
+        response = client.get(
+            f"http://127.0.0.1:{prod_stack.http_port}/.well-known/acme-challenge/token-123",
+            headers={"Host": "localhost"},
+        )
+    assert response.status_code == 200
+    assert response.text == "token-123.key-authorization"
+
+
+def test_tls_1_2_and_1_3_with_http2_and_nothing_older(prod_stack):
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        context = prod_stack.tls_context()
+        context.minimum_version = context.maximum_version = version
+        context.set_alpn_protocols(["h2", "http/1.1"])
+        with tls_handshake(prod_stack, context) as connection:
+            assert connection.version() == version.name.replace("_", ".")
+            assert connection.selected_alpn_protocol() == "h2"
+            cipher, _, _ = connection.cipher()
+            if version is ssl.TLSVersion.TLSv1_2:
+                assert cipher.startswith("ECDHE-"), cipher
+                assert "GCM" in cipher or "CHACHA20" in cipher, cipher
+
+    for version in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+        context = prod_stack.tls_context()
+        # Lower this client's own floor, so that only the server can be the one refusing.
+        context.set_ciphers("ALL:@SECLEVEL=0")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # asking for old versions on purpose
+            context.minimum_version = context.maximum_version = version
+        with pytest.raises(ssl.SSLError) as refused:
+            tls_handshake(prod_stack, context).close()
+        assert "NO_PROTOCOLS_AVAILABLE" not in str(refused.value), "the client, not the server, refused"
+
+
+def test_tls_1_2_refuses_ciphers_without_forward_secrecy(prod_stack):
+    context = prod_stack.tls_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("AES128-GCM-SHA256:AES256-SHA:DHE-RSA-AES128-GCM-SHA256")
+    with pytest.raises(ssl.SSLError):
+        tls_handshake(prod_stack, context).close()
+
+
+# ---------------------------------------------------------------- the session flow and its cookies
+
+
+def test_signup_me_logout_me_with_secure_cookies(prod_stack):
+    with prod_stack.client() as client:
+        csrf = client.get("/api/v1/auth/csrf")
+        assert csrf.status_code == 200
+        assert csrf.http_version == "HTTP/2"
+        csrf_cookie = set_cookies(csrf)["csrftoken"]
+        assert csrf_cookie["secure"] is True
+        assert csrf_cookie["samesite"] == "Lax"
+        assert not csrf_cookie["httponly"], "the SPA must read the CSRF cookie"
+
+        signed_up = signup(client, prod_stack.origin, FIRST_USER)
+        assert signed_up.status_code == 201, signed_up.text
+        session_cookie = set_cookies(signed_up)["sessionid"]
+        assert session_cookie["secure"] is True
+        assert session_cookie["httponly"] is True
+        assert session_cookie["samesite"] == "Lax"
+
+        assert me(client).json()["email"] == FIRST_USER
+
+        assert logout(client, prod_stack.origin).status_code == 204
+        anonymous = me(client)
+        assert anonymous.status_code == 401
+        assert anonymous.json()["code"] == "NOT_AUTHENTICATED"
+
+        assert login(client, prod_stack.origin, FIRST_USER).status_code == 200
+        assert me(client).status_code == 200
+
+
+def test_a_post_without_the_csrf_header_is_refused(prod_stack):
+    with prod_stack.client() as client:
+        client.get("/api/v1/auth/csrf")
+        response = client.post(
+            "/api/v1/auth/login",
+            json={"email": FIRST_USER, "password": PASSWORD},
+            headers={"Origin": prod_stack.origin},
+        )
+    assert response.status_code == 403
+    assert response.json()["code"] == "CSRF_FAILED"
+
+
+# ---------------------------------------------------------------- nginx: headers, errors, static files
+
+
+def test_security_headers_are_sent_once_on_every_kind_of_response(prod_stack):
+    with prod_stack.client() as client:
+        responses = [
+            client.get("/api/v1/auth/csrf"),  # 200 from Django
+            client.get("/api/v1/auth/me"),  # 401 from Django
+            client.get("/api/v1/no-such-endpoint"),  # 404 from Django
+            client.get("/no-such-page"),  # 404 from nginx
+        ]
+    # HTTP/1.1: over HTTP/2, nginx resets the stream of a refused upload before the client reads the 413.
+    with prod_stack.client(http2=False) as client:
+        responses.append(
+            client.post(
+                "/api/v1/auth/login",
+                content=b"x" * (1024 * 1024 + 1),
+                headers={"Content-Type": "application/json", **csrf_headers(client, prod_stack.origin)},
+            )
+        )  # 413 from nginx
+    assert [response.status_code for response in responses] == [200, 401, 404, 404, 413]
+    for response in responses:
+        assert_security_headers_once(response)
+        assert response.headers["content-type"].startswith("application/json")
+        body = response.json()
+        if response.status_code >= 400:
+            assert set(body) == {"message", "code", "details"}
+    assert responses[3].json()["code"] == "NOT_FOUND"
+    assert responses[4].json()["code"] == "REQUEST_TOO_LARGE"
+
+
+def test_backend_down_gives_a_json_503_with_the_headers(prod_stack):
+    prod_stack.compose("stop", "backend")
+    try:
+        with prod_stack.client() as client:
+            response = client.get("/api/v1/auth/me")
+        assert response.status_code == 503
+        assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+        assert_security_headers_once(response)
+    finally:
+        prod_stack.compose("start", "backend")
+        prod_stack.compose("up", "--detach", "--wait", "--no-build", "backend", "nginx", timeout=300)
+
+
+def test_json_is_gzipped(prod_stack):
+    with prod_stack.client() as client:
+        response = client.get("/api/v1/schema", headers={"Accept-Encoding": "gzip"})
+    # API_DOCS is "staff" in production: the refusal is small, the schema itself would be large.
+    if response.status_code == 200:
+        assert response.headers["content-encoding"] == "gzip"
+    else:
+        assert response.status_code in (401, 403)
+    with prod_stack.client() as client:
+        static = client.get("/static/admin/css/base.css", headers={"Accept-Encoding": "gzip"})
+    assert static.headers["content-encoding"] == "gzip"
+
+
+def test_admin_pages_and_their_hashed_static_files_are_served(prod_stack):
+    with prod_stack.client() as client:
+        page = client.get("/admin/login/")
+        assert page.status_code == 200
+        assert_security_headers_once(page)
+        stylesheets = re.findall(r'href="(/static/admin/css/[^"]+\.[0-9a-f]{12}\.css)"', page.text)
+        assert stylesheets, "collectstatic at build time gives hashed names"
+        css = client.get(stylesheets[0])
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert "immutable" in css.headers["cache-control"]
+    assert len(css.content) > 100
+
+
+# ---------------------------------------------------------------- logs
+
+
+def test_nginx_and_backend_log_json_lines_with_the_same_request_id(prod_stack):
+    with prod_stack.client() as client:
+        request_id = client.get("/api/v1/auth/me").headers["x-request-id"]
+
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in prod_stack.logs("nginx", "backend") if line.get("request_id") == request_id]
+        loggers = {line["logger"] for line in lines}
+        if {"nginx.access", "core.access", "gunicorn.access"} <= loggers or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {"nginx.access", "core.access", "gunicorn.access"} <= loggers, lines
+    nginx_line = next(line for line in lines if line["logger"] == "nginx.access")
+    assert nginx_line["status"] == 401
+    assert nginx_line["path"] == "/api/v1/auth/me"
+    assert float(nginx_line["upstream_response_time"]) >= 0
+    backend_line = next(line for line in lines if line["logger"] == "core.access")
+    assert backend_line["status"] == 401
+    assert backend_line["client_ip"] == nginx_line["client_ip"]
+
+
+# ---------------------------------------------------------------- state: Redis, volumes, backups
+
+
+def test_the_session_survives_a_redis_restart(prod_stack):
+    with prod_stack.client() as client:
+        assert login(client, prod_stack.origin, FIRST_USER).status_code == 200
+        prod_stack.compose("restart", "redis")
+        prod_stack.compose("up", "--detach", "--wait", "--no-build", "redis", timeout=120)
+
+        response = me(client)
+    assert response.status_code == 200
+    assert response.json()["email"] == FIRST_USER
+
+
+def test_data_survives_down_and_up(prod_stack):
+    prod_stack.compose("down", "--timeout", "20")
+    prod_stack.up()
+
+    with prod_stack.client() as client:
+        assert login(client, prod_stack.origin, FIRST_USER).status_code == 200
+
+
+def user_emails(stack: Stack) -> list[str]:
+    output = stack.exec(
+        "db",
+        "sh",
+        "-c",
+        'psql --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" --tuples-only --no-align '
+        "--command 'SELECT email FROM accounts_user ORDER BY id'",
+    ).stdout
+    return output.split()
+
+
+def make(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**stack.env, "STACK": "prod", "ENV_FILE": stack.extra_args[1]}
+    return run(["make", "--no-print-directory", *args], cwd=REPO, env=env, timeout=300)
+
+
+def test_backup_then_restore_gives_the_same_rows(prod_stack):
+    before = user_emails(prod_stack)
+    assert FIRST_USER in before
+
+    backup = make(prod_stack, "backup")
+    [name] = re.findall(r"backup: wrote /backups/(\S+\.dump)", backup.stdout)
+
+    with prod_stack.client() as client:
+        assert signup(client, prod_stack.origin, new_email()).status_code == 201
+    assert len(user_emails(prod_stack)) == len(before) + 1
+
+    restored = make(prod_stack, "restore", f"FILE={name}")
+    assert "restore: app now holds" in restored.stdout
+
+    assert user_emails(prod_stack) == before
+    with prod_stack.client() as client:
+        assert me(client).status_code == 401
+        assert login(client, prod_stack.origin, FIRST_USER).status_code == 200
+
+
+def test_restore_of_a_broken_file_changes_nothing(prod_stack):
+    before = user_emails(prod_stack)
+    prod_stack.exec("db", "sh", "-c", "echo not-a-dump > /backups/broken.dump")
+
+    env = {**prod_stack.env, "STACK": "prod", "ENV_FILE": prod_stack.extra_args[1]}
+    result = run(["make", "restore", "FILE=broken.dump"], cwd=REPO, env=env, check=False)
+
+    assert result.returncode != 0
+    assert "not a pg_dump custom-format archive" in result.stderr + result.stdout
+    assert user_emails(prod_stack) == before
+    with prod_stack.client() as client:
+        assert login(client, prod_stack.origin, FIRST_USER).status_code == 200
+
+
+# ---------------------------------------------------------------- containers
+
+
+def inspect(container_id: str) -> dict:
+    output = subprocess.run(
+        ["docker", "inspect", container_id], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(output)[0]
+
+
+def test_every_container_runs_as_non_root_and_hardened(prod_stack):
+    containers = prod_stack.container_ids(all_states=True)
+    assert set(containers) == {"db", "redis", "migrate", "backend", "nginx"}
+    for service, container_id in containers.items():
+        details = inspect(container_id)
+        config, host = details["Config"], details["HostConfig"]
+        assert config["User"] not in ("", "root", "0"), service
+        assert host["ReadonlyRootfs"] is True, service
+        assert host["CapDrop"] == ["ALL"], service
+        assert not host["CapAdd"], service
+        assert "no-new-privileges:true" in host["SecurityOpt"], service
+        assert host["Memory"] > 0, service
+        assert host["NanoCpus"] > 0, service
+        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "5", "max-size": "10m"}}
+        if service == "migrate":
+            assert (details["State"]["Status"], details["State"]["ExitCode"]) == ("exited", 0)
+            continue
+        assert host["RestartPolicy"]["Name"] == "unless-stopped", service
+        assert "0" not in prod_stack.process_uids(service), service
+
+
+def test_only_nginx_publishes_ports_and_data_services_have_no_way_out(prod_stack):
+    containers = prod_stack.container_ids()
+    for service, container_id in containers.items():
+        details = inspect(container_id)
+        published = {
+            port: bindings for port, bindings in details["NetworkSettings"]["Ports"].items() if bindings
+        }
+        if service == "nginx":
+            assert {binding["HostIp"] for bindings in published.values() for binding in bindings} == {
+                "127.0.0.1"
+            }
+        else:
+            assert published == {}, service
+        if service in ("db", "redis"):
+            networks = details["NetworkSettings"]["Networks"]
+            assert list(networks) == [f"{prod_stack.project}_data"], service
+    data_network = json.loads(
+        subprocess.run(
+            ["docker", "network", "inspect", f"{prod_stack.project}_data"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )[0]
+    assert data_network["Internal"] is True
+
+
+# ---------------------------------------------------------------- configuration errors
+
+
+def test_compose_names_a_missing_required_variable(prod_stack, workdir):
+    env_file = workdir / "prod" / "prod.env"
+    without_secret = workdir / "prod" / "no-secret.env"
+    without_secret.write_text(
+        "".join(
+            line + "\n" for line in env_file.read_text().splitlines() if not line.startswith("SECRET_KEY=")
+        )
+    )
+    result = run(
+        ["docker", "compose", "--file", "compose.prod.yaml", "--env-file", str(without_secret), "config"],
+        cwd=REPO,
+        env=prod_stack.env,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_the_backend_refuses_to_start_without_secret_key(prod_stack):
+    result = prod_stack.compose(
+        "run", "--rm", "--no-deps", "--env", "SECRET_KEY=", "backend", check=False, timeout=120
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stdout + result.stderr
+    assert "Required environment variable(s) not set: SECRET_KEY" in result.stdout + result.stderr
