@@ -29,8 +29,8 @@ DEV_PROJECT = "stacktest-dev"
 PROD_PROJECT = "stacktest-prod"
 DEV_PORTS = {"HTTPS_PORT": "28443", "HTTP_PORT": "28080"}
 PROD_PORTS = {"HTTPS_PORT": "29443", "HTTP_PORT": "29080"}
-# The prod stack's nginx/backend network; must not overlap a network on this host.
-PROD_EDGE_SUBNET = "172.30.252.0/24"
+# The prod stack's nginx/backend network: not the default one, so a deployed stack can run beside.
+PROD_EDGE_SUBNET = "172.16.252.0/24"
 
 # What each phase took, printed at the end of the run.
 TIMINGS: list[tuple[str, float]] = []
