@@ -218,7 +218,7 @@ def prod_env_file(directory: Path) -> Path:
     """A production .env as an operator writes it, with a self-signed certificate and loopback ports."""
     certs = directory / "certs"
     run(
-        [str(REPO / "nginx" / "self-signed-cert"), str(certs), "localhost"],
+        ["make", "--no-print-directory", "certs", f"CERTS_DIR={certs}", "CERT_NAMES=localhost"],
         cwd=REPO,
         env=_clean_environment({}),
     )
