@@ -20,24 +20,37 @@ from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 from config.env import env_int, env_list
 from core.middleware import access_level
 
+CGROUP = Path("/sys/fs/cgroup")
 
-def available_cpus() -> int:
-    """CPUs this container may use: its CPU set, capped by a cgroup v2 quota (compose `cpus:`)."""
-    cpus = len(os.sched_getaffinity(0))
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+
+def cpu_quota(cgroup: Path = CGROUP) -> float | None:
+    """The CPU quota of this container's cgroup (compose `cpus:`), in CPUs; None when unlimited."""
+    try:  # cgroup v2
+        quota, period = (cgroup / "cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
-        return cpus
-    if quota == "max":
-        return cpus
-    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+        pass
+    try:  # cgroup v1
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 else quota_us / period_us
+
+
+def available_cpus(cgroup: Path = CGROUP) -> int:
+    """CPUs this container may use: its CPU set, capped by its CPU quota."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = cpu_quota(cgroup)
+    return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
 
 
 bind = "0.0.0.0:8000"
 # gthread: a few processes with threads each. Requests mostly wait on PostgreSQL and Redis, and the
 # Argon2 hash releases the GIL, so threads serve them well at a fraction of the memory of processes.
 worker_class = "gthread"
-workers = env_int("GUNICORN_WORKERS", 2 * available_cpus(), min_value=1, max_value=64)
+# Two per CPU, at most 8 (each worker holds about 40 MiB; compose.prod.yaml gives the backend 1 GiB).
+workers = env_int("GUNICORN_WORKERS", min(2 * available_cpus(), 8), min_value=1, max_value=64)
 threads = env_int("GUNICORN_THREADS", 4, min_value=1, max_value=64)
 
 # Load Django once in the master: a configuration error stops start-up with one message instead of

@@ -193,7 +193,7 @@ def dev_stack(workdir: Path) -> Iterator[Stack]:
         project=DEV_PROJECT,
         directory=checkout,
         compose_files=["compose.yaml"],
-        env=_clean_environment({"COMPOSE_PROJECT_NAME": DEV_PROJECT, **DEV_PORTS}),
+        env=_clean_environment(DEV_PORTS),
         https_port=int(DEV_PORTS["HTTPS_PORT"]),
         http_port=int(DEV_PORTS["HTTP_PORT"]),
     )
@@ -254,8 +254,7 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
         project=PROD_PROJECT,
         directory=REPO,
         compose_files=["compose.prod.yaml"],
-        # Also names the images it builds (compose.prod.yaml), so a deployed stack's stay untouched.
-        env=_clean_environment({"COMPOSE_PROJECT_NAME": PROD_PROJECT}),
+        env=_clean_environment({}),
         https_port=int(PROD_PORTS["HTTPS_PORT"]),
         http_port=int(PROD_PORTS["HTTP_PORT"]),
         ca_file=directory / "certs" / "fullchain.pem",

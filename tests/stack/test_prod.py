@@ -278,22 +278,36 @@ def user_emails(stack: Stack) -> list[str]:
 
 
 def make(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**stack.env, "STACK": "prod", "ENV_FILE": stack.extra_args[1]}
-    return run(["make", "--no-print-directory", *args], cwd=REPO, env=env, timeout=300)
+    return run(["make", "--no-print-directory", *args], cwd=REPO, env=make_env(stack), timeout=300)
 
 
-def test_backup_then_restore_gives_the_same_rows(prod_stack):
+def make_env(stack: Stack) -> dict[str, str]:
+    """The Makefile's container targets, pointed at the test's prod stack."""
+    return {
+        **stack.env,
+        "STACK": "prod",
+        "ENV_FILE": stack.extra_args[1],
+        "COMPOSE_PROJECT_NAME": stack.project,
+    }
+
+
+def test_backup_then_restore_gives_the_same_rows(prod_stack, workdir):
     before = user_emails(prod_stack)
     assert FIRST_USER in before
 
     backup = make(prod_stack, "backup")
     [name] = re.findall(r"backup: wrote /backups/(\S+\.dump)", backup.stdout)
+    # Off the host and back, as an operator would: a private file of root's.
+    copy = workdir / "prod" / name
+    prod_stack.compose("cp", f"db:/backups/{name}", str(copy))
+    copy.chmod(0o600)
 
     with prod_stack.client() as client:
         assert signup(client, prod_stack.origin, new_email()).status_code == 201
     assert len(user_emails(prod_stack)) == len(before) + 1
 
-    restored = make(prod_stack, "restore", f"FILE={name}")
+    restored = make(prod_stack, "restore", f"FILE={copy}")
+    assert f"copied {copy} into the backups volume as {name}" in restored.stdout
     assert "restore: app now holds" in restored.stdout
 
     assert user_emails(prod_stack) == before
@@ -306,11 +320,10 @@ def test_restore_of_a_broken_file_changes_nothing(prod_stack):
     before = user_emails(prod_stack)
     prod_stack.exec("db", "sh", "-c", "echo not-a-dump > /backups/broken.dump")
 
-    env = {**prod_stack.env, "STACK": "prod", "ENV_FILE": prod_stack.extra_args[1]}
-    result = run(["make", "restore", "FILE=broken.dump"], cwd=REPO, env=env, check=False)
+    result = run(["make", "restore", "FILE=broken.dump"], cwd=REPO, env=make_env(prod_stack), check=False)
 
     assert result.returncode != 0
-    assert "not a pg_dump custom-format archive" in result.stderr + result.stdout
+    assert "cannot be read as a pg_dump custom-format archive" in result.stderr + result.stdout
     assert user_emails(prod_stack) == before
     with prod_stack.client() as client:
         assert login(client, prod_stack.origin, FIRST_USER).status_code == 200
