@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,12 @@ def run(
     return result
 
 
+def docker_inspect(name: str) -> dict[str, Any]:
+    """`docker inspect` of one container or network."""
+    output = run(["docker", "inspect", name], cwd=REPO, env=_clean_environment({})).stdout
+    return json.loads(output)[0]
+
+
 def _clean_environment(extra: dict[str, str]) -> dict[str, str]:
     """This process's environment without anything the stacks read, plus `extra`: a variable set in the
     shell that runs the tests must not change what is tested."""
@@ -89,7 +95,8 @@ class Stack:
     https_port: int
     http_port: int
     ca_file: Path | None = None
-    extra_args: list[str] = field(default_factory=list)
+    # compose.prod.yaml's variables; compose.yaml needs none.
+    env_file: Path | None = None
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600
@@ -97,8 +104,10 @@ class Stack:
         command = ["docker", "compose", "--project-name", self.project]
         for file in self.compose_files:
             command += ["--file", file]
+        if self.env_file is not None:
+            command += ["--env-file", str(self.env_file)]
         return run(
-            [*command, *self.extra_args, *args],
+            [*command, *args],
             cwd=self.directory,
             env=self.env,
             check=check,
@@ -123,6 +132,15 @@ class Stack:
             **kwargs,
         )
 
+    def plain_http_client(self) -> httpx.Client:
+        """A client for the plain-HTTP port (http://127.0.0.1:<port>), sending Host: localhost."""
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.http_port}",
+            transport=httpx.HTTPTransport(local_address="127.0.0.1"),
+            headers={"Host": "localhost"},
+            timeout=15,
+        )
+
     def up(self) -> None:
         self.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "300", timeout=900)
 
@@ -141,11 +159,15 @@ class Stack:
                     continue
         return lines
 
-    def container_ids(self, *, all_states: bool = False) -> dict[str, str]:
+    def containers(self, *, all_states: bool = False) -> dict[str, dict[str, Any]]:
+        """`docker compose ps` of each service: its ID, State, Health, ..."""
         args = ["ps", "--format", "json"] + (["--all"] if all_states else [])
         output = self.compose(*args).stdout
         entries = [json.loads(line) for line in output.splitlines() if line.strip()]
-        return {entry["Service"]: entry["ID"] for entry in entries}
+        return {entry["Service"]: entry for entry in entries}
+
+    def container_ids(self, *, all_states: bool = False) -> dict[str, str]:
+        return {service: entry["ID"] for service, entry in self.containers(all_states=all_states).items()}
 
     def exec(self, service: str, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.compose("exec", "--no-TTY", service, *command, check=check)
@@ -235,6 +257,8 @@ def prod_env_file(directory: Path) -> Path:
         "PUBLISH_ADDRESS": "127.0.0.1",
         "EDGE_SUBNET": PROD_EDGE_SUBNET,
         "CORS_ALLOWED_ORIGINS": "https://app.localhost",
+        # A large JSON response for anonymous clients, to see nginx compress it.
+        "API_DOCS": "public",
         # The tests sign up and log in more often than a person would.
         "THROTTLE_AUTH": "1000/m",
         "GUNICORN_WORKERS": "2",
@@ -258,7 +282,7 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
         https_port=int(PROD_PORTS["HTTPS_PORT"]),
         http_port=int(PROD_PORTS["HTTP_PORT"]),
         ca_file=directory / "certs" / "fullchain.pem",
-        extra_args=["--env-file", str(env_file)],
+        env_file=env_file,
     )
     with phase("prod: remove leftovers"):
         stack.down()

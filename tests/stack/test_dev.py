@@ -2,12 +2,12 @@
 https://localhost:<port>/api/v1/ with a certificate made on the first start, code reloaded on change."""
 
 import json
-import subprocess
 import time
 
 import httpx
 
 from .api import login, logout, me, new_email, set_cookies, signup
+from .conftest import docker_inspect
 
 
 def test_the_api_answers_over_https_with_the_generated_certificate(dev_stack):
@@ -24,10 +24,8 @@ def test_the_api_answers_over_https_with_the_generated_certificate(dev_stack):
 
 
 def test_http_redirects_to_the_https_port(dev_stack):
-    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.1")) as client:
-        response = client.get(
-            f"http://127.0.0.1:{dev_stack.http_port}/api/v1/auth/me", headers={"Host": "localhost"}
-        )
+    with dev_stack.plain_http_client() as client:
+        response = client.get("/api/v1/auth/me")
     assert response.status_code == 308
     assert response.headers["location"] == f"https://localhost:{dev_stack.https_port}/api/v1/auth/me"
 
@@ -84,14 +82,11 @@ def test_every_container_runs_as_non_root(dev_stack):
 
 
 def test_every_service_is_healthy(dev_stack):
-    output = dev_stack.compose("ps", "--format", "json").stdout
-    health = {entry["Service"]: entry["Health"] for entry in map(json.loads, output.splitlines())}
+    health = {service: entry["Health"] for service, entry in dev_stack.containers().items()}
     assert health == dict.fromkeys(("db", "redis", "backend", "nginx"), "healthy")
 
 
 def test_ports_are_published_on_loopback_as_configured(dev_stack):
-    output = subprocess.run(
-        ["docker", "port", dev_stack.container_ids()["nginx"]], capture_output=True, text=True, check=True
-    ).stdout
-    assert f"8443/tcp -> 127.0.0.1:{dev_stack.https_port}" in output
-    assert f"8080/tcp -> 127.0.0.1:{dev_stack.http_port}" in output
+    ports = docker_inspect(dev_stack.container_ids()["nginx"])["NetworkSettings"]["Ports"]
+    assert ports["8443/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(dev_stack.https_port)}]
+    assert ports["8080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(dev_stack.http_port)}]
