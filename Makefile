@@ -150,5 +150,9 @@ prod-logs: ## Follow the production stack's logs (SERVICE=nginx for one service)
 	scripts/compose prod logs --follow --tail 100 $(SERVICE)
 
 .PHONY: stack-test
-stack-test: venv ## Boot both stacks in Docker and check them through nginx (tests/stack)
+stack-test: venv ## Boot both stacks in Docker, check them through nginx and in Chromium (tests/stack)
 	scripts/stack-test $(PYTEST_ARGS)
+
+.PHONY: browser-test
+browser-test: venv ## Only the browser tests: the test SPA in headless Chromium against both stacks
+	scripts/stack-test stack/test_spa_dev.py stack/test_spa_prod.py $(PYTEST_ARGS)

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,6 +32,10 @@ DEV_PORTS = {"HTTPS_PORT": "28443", "HTTP_PORT": "28080"}
 PROD_PORTS = {"HTTPS_PORT": "29443", "HTTP_PORT": "29080"}
 # The prod stack's nginx/backend network: not the default one, so a deployed stack can run beside.
 PROD_EDGE_SUBNET = "172.16.252.0/24"
+# The browser tests' single-page app: served by the test on a second origin of the prod stack's site,
+# and by Vite, as the README tells frontend developers, in front of the dev stack.
+PROD_SPA_PORT = 29444
+DEV_SERVER_PORT = 28173
 
 # What each phase took, printed at the end of the run.
 TIMINGS: list[tuple[str, float]] = []
@@ -208,14 +213,16 @@ def workdir() -> Iterator[Path]:
 # ---------------------------------------------------------------- dev: compose.yaml from a clean checkout
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dev_stack(workdir: Path) -> Iterator[Stack]:
     checkout = clean_checkout(workdir / "checkout")
     stack = Stack(
         project=DEV_PROJECT,
         directory=checkout,
         compose_files=["compose.yaml"],
-        env=_clean_environment(DEV_PORTS),
+        # The dev server's origin is trusted for unsafe requests, as the README says to do for a port
+        # other than 5173 or 3000.
+        env=_clean_environment({**DEV_PORTS, "CORS_ALLOWED_ORIGINS": f"http://localhost:{DEV_SERVER_PORT}"}),
         https_port=int(DEV_PORTS["HTTPS_PORT"]),
         http_port=int(DEV_PORTS["HTTP_PORT"]),
     )
@@ -256,7 +263,7 @@ def prod_env_file(directory: Path) -> Path:
         "ACME_WEBROOT": str(acme),
         "PUBLISH_ADDRESS": "127.0.0.1",
         "EDGE_SUBNET": PROD_EDGE_SUBNET,
-        "CORS_ALLOWED_ORIGINS": "https://app.localhost",
+        "CORS_ALLOWED_ORIGINS": f"https://localhost:{PROD_SPA_PORT}",
         # A large JSON response for anonymous clients, to see nginx compress it.
         "API_DOCS": "public",
         # The tests sign up and log in more often than a person would.
@@ -269,7 +276,7 @@ def prod_env_file(directory: Path) -> Path:
     return env_file
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def prod_stack(workdir: Path) -> Iterator[Stack]:
     directory = workdir / "prod"
     directory.mkdir()
@@ -293,3 +300,21 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
     finally:
         with phase("prod: down --volumes"):
             stack.down()
+
+
+# ---------------------------------------------------------------- the browser
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A new browser context per test, with its own cookies and storage, in the module's `browser`."""
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    yield context
+    context.close()

@@ -1,0 +1,166 @@
+"""What the browser tests need besides the stacks: Debian's headless Chromium driven by Playwright, the
+test SPA (tests/spa) served from a second origin, and pages of other origins and sites."""
+
+import base64
+import functools
+import hashlib
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+
+from .conftest import REPO
+
+SPA_DIRECTORY = REPO / "tests" / "spa"
+# The SPA's API clients (tests/spa/api.js), picked with ?transport=.
+TRANSPORTS = ["fetch", "axios"]
+ARTIFACTS = REPO / "artifacts" / "browser"
+
+# The issue's flags: no sandbox (root in CI), no GPU, and none of Chromium's own traffic to Google.
+# Every host name but localhost fails to resolve, and localhost is IPv4 loopback only, like the other
+# stack tests' clients: nothing the browser does can leave this machine.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+def spki_hash(certificate: Path) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)) of a PEM certificate: what Chromium's
+    --ignore-certificate-errors-spki-list takes to trust that one key."""
+    public_key = subprocess.run(
+        ["openssl", "x509", "-in", str(certificate), "-noout", "-pubkey"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "DER"],
+        input=public_key,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def launch_chromium(playwright: Playwright, trusted_certificates: list[Path]) -> Browser:
+    """Headless Chromium from Debian's package with a fresh profile (Playwright makes a new
+    --user-data-dir for every launch) that trusts the given self-signed certificates and no others."""
+    executable = shutil.which("chromium")
+    assert executable, "Chromium is not installed: apt-get install chromium (Debian's package)"
+    trusted = ",".join(spki_hash(certificate) for certificate in trusted_certificates)
+    return playwright.chromium.launch(
+        executable_path=executable,
+        headless=True,
+        args=[*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={trusted}"],
+    )
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[Any, Any]:
+        connection, address = super().get_request()
+        connection.settimeout(15)
+        if self.tls is not None:
+            # The handshake runs in the request's thread (finish_request), not in the accept loop.
+            connection = self.tls.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+        return connection, address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.do_handshake()
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a connection the browser dropped, or a handshake it gave up on
+
+
+@contextmanager
+def serve(
+    directory: Path, port: int, *, certificate: Path | None = None, key: Path | None = None
+) -> Iterator[str]:
+    """Serves the directory's files on 127.0.0.1:port, over HTTPS when a certificate is given; yields
+    the origin (http[s]://localhost:port)."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = _Server(("127.0.0.1", port), handler)
+    scheme = "http"
+    if certificate is not None:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(certificate, key)
+        server.tls = tls
+        scheme = "https"
+    thread = threading.Thread(target=server.serve_forever, name=f"serve-{port}", daemon=True)
+    thread.start()
+    try:
+        yield f"{scheme}://localhost:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A full-page PNG in artifacts/browser/ (ignored by git; CI keeps it as a test artifact)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=path, full_page=True)
+    return path
+
+
+# ---------------------------------------------------------------- driving the test SPA
+
+
+def open_spa(context: BrowserContext, spa_origin: str, api_origin: str, transport: str) -> Page:
+    page = context.new_page()
+    page.goto(f"{spa_origin}/?transport={transport}&api={api_origin}")
+    expect(page.locator("#transport")).to_have_text(transport)
+    return page
+
+
+def expect_view(page: Page, view: str) -> None:
+    expect(page.locator("body")).to_have_attribute("data-view", view)
+
+
+def expect_error(page: Page, code: str) -> None:
+    expect(page.locator("#error")).to_be_visible()
+    expect(page.locator("#error .code")).to_have_text(code)
+
+
+def submit(page: Page, form: str, **fields: str) -> None:
+    for name, value in fields.items():
+        page.locator(f"{form} [name={name}]").fill(value)
+    page.locator(f"{form} button").click()
+
+
+def me_status(page: Page) -> int:
+    """Reloads the page and returns the status of its session check (GET auth/me)."""
+    with page.expect_response(lambda response: response.url.endswith("/api/v1/auth/me")) as check:
+        page.reload()
+    return check.value.status
+
+
+def cookies(context: BrowserContext, origin: str) -> dict[str, dict[str, Any]]:
+    return {cookie["name"]: dict(cookie) for cookie in context.cookies(origin)}

@@ -1,0 +1,119 @@
+"""The test SPA (tests/spa) in headless Chromium against the dev stack, run the way the README tells a
+frontend developer to: Vite's dev server on http://localhost with /api proxied to the stack's HTTPS
+port (tests/spa/vite.config.js)."""
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Playwright, expect
+
+from .api import PASSWORD, new_email
+from .browser import (
+    SPA_DIRECTORY,
+    TRANSPORTS,
+    cookies,
+    expect_error,
+    expect_view,
+    launch_chromium,
+    me_status,
+    open_spa,
+    screenshot,
+    submit,
+)
+from .conftest import DEV_SERVER_PORT, Stack
+
+
+@pytest.fixture(scope="module")
+def dev_server(dev_stack: Stack, workdir: Path) -> Iterator[str]:
+    """`npm run dev` in tests/spa (Vite), with API_ORIGIN pointing at the dev stack's port."""
+    npm = shutil.which("npm")
+    assert npm, "npm is not installed"
+    assert (SPA_DIRECTORY / "node_modules" / ".bin" / "vite").exists(), "run npm ci in tests/spa"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "API_ORIGIN": dev_stack.origin,
+    }
+    log = workdir / "vite.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [npm, "run", "dev", "--", "--host", "127.0.0.1", "--port", str(DEV_SERVER_PORT), "--strictPort"],
+            cwd=SPA_DIRECTORY,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    origin = f"http://localhost:{DEV_SERVER_PORT}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"vite exited:\n{log.read_text()}"
+            try:
+                httpx.get(f"http://127.0.0.1:{DEV_SERVER_PORT}/", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, f"vite did not answer in 60 s:\n{log.read_text()}"
+                time.sleep(0.5)
+        yield origin
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, dev_stack: Stack) -> Iterator[Browser]:
+    assert dev_stack.ca_file is not None
+    chromium = launch_chromium(playwright, [dev_stack.ca_file])
+    yield chromium
+    chromium.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_flow_through_the_vite_dev_server(context, dev_server, transport):
+    page = open_spa(context, dev_server, "", transport)
+    expect(page.locator("#api-origin")).to_have_text(dev_server)
+    expect_view(page, "login-view")
+    email = new_email()
+
+    submit(page, "#signup-form", email=email, password=PASSWORD, first_name="Grace")
+    expect_view(page, "user-view")
+    expect(page.locator("#user-email")).to_have_text(email)
+    user_id = page.locator("#user-id").inner_text()
+    screenshot(page, f"spa-dev-{transport}-logged-in")
+
+    # Cookies of the dev server's origin: not Secure (plain HTTP on localhost), the same otherwise.
+    held = cookies(context, dev_server)
+    assert held["sessionid"]["httpOnly"] is True
+    assert held["csrftoken"]["httpOnly"] is False
+    for name in ("sessionid", "csrftoken"):
+        assert held[name]["secure"] is False, name
+        assert held[name]["sameSite"] == "Lax", name
+
+    assert me_status(page) == 200
+    expect(page.locator("#user-id")).to_have_text(user_id)
+    page.locator("#logout").click()
+    expect_view(page, "login-view")
+    assert me_status(page) == 401
+    submit(page, "#login-form", email=email, password=PASSWORD)
+    expect_view(page, "user-view")
+    expect(page.locator("#user-id")).to_have_text(user_id)
+
+
+def test_calling_the_https_api_directly_from_the_http_dev_server_keeps_no_session(
+    context, dev_server, dev_stack
+):
+    """The pitfall the proxy avoids: http://localhost:5173 and https://localhost:8443 are different
+    sites, so the browser neither stores nor sends the API's SameSite=Lax cookies, even with CORS."""
+    page = open_spa(context, dev_server, dev_stack.origin, "fetch")
+    expect_view(page, "login-view")  # CORS allows the dev server's origin: the 401 is readable
+    submit(page, "#signup-form", email=new_email(), password=PASSWORD)
+    expect_error(page, "CSRF_FAILED")  # the csrftoken cookie was never stored
+    expect(page.locator("#error li[data-field=reason]")).to_contain_text("cookie")
+    assert cookies(context, dev_stack.origin) == {}

@@ -1,0 +1,277 @@
+"""The test SPA (tests/spa) in headless Chromium against the prod stack over HTTPS, served from a second
+origin of the same site (https://localhost:29444, in CORS_ALLOWED_ORIGINS), with both transports.
+What only a browser enforces is checked here: credentialed CORS, SameSite, Secure and HttpOnly cookies,
+and CSRF against pages of other origins and sites."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+
+from .api import PASSWORD, new_email, signup
+from .browser import (
+    SPA_DIRECTORY,
+    TRANSPORTS,
+    cookies,
+    expect_error,
+    expect_view,
+    launch_chromium,
+    me_status,
+    open_spa,
+    screenshot,
+    serve,
+    submit,
+)
+from .conftest import PROD_SPA_PORT, Stack
+
+# An origin of the same site that is not in CORS_ALLOWED_ORIGINS, and a page of another site.
+UNLISTED_PORT = 29446
+OTHER_SITE_PORT = 29447
+
+
+@pytest.fixture(scope="module")
+def certificate(prod_stack: Stack) -> dict[str, Path]:
+    """The prod stack's self-signed certificate for localhost; the test's own HTTPS servers use it too."""
+    assert prod_stack.ca_file is not None
+    return {"certificate": prod_stack.ca_file, "key": prod_stack.ca_file.with_name("privkey.pem")}
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, certificate: dict[str, Path]) -> Iterator[Browser]:
+    chromium = launch_chromium(playwright, [certificate["certificate"]])
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def spa_origin(certificate: dict[str, Path]) -> Iterator[str]:
+    with serve(SPA_DIRECTORY, PROD_SPA_PORT, **certificate) as origin:
+        yield origin
+
+
+def logged_in(context: BrowserContext, spa_origin: str, stack: Stack, email: str) -> Page:
+    page = open_spa(context, spa_origin, stack.origin, "fetch")
+    expect_view(page, "login-view")
+    submit(page, "#signup-form", email=email, password=PASSWORD)
+    expect_view(page, "user-view")
+    return page
+
+
+# ---------------------------------------------------------------- the SPA's whole flow
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_signup_reload_logout_login_from_another_origin(context, prod_stack, spa_origin, transport):
+    page = open_spa(context, spa_origin, prod_stack.origin, transport)
+    expect_view(page, "login-view")  # GET auth/me answered 401
+    email = new_email()
+
+    submit(page, "#signup-form", email=email, password=PASSWORD, first_name="Ada")
+    expect_view(page, "user-view")
+    expect(page.locator("#user-name")).to_have_text("Ada")
+    expect(page.locator("#user-email")).to_have_text(email)
+    user_id = page.locator("#user-id").inner_text()
+    screenshot(page, f"spa-prod-{transport}-logged-in")
+
+    held = cookies(context, prod_stack.origin)
+    assert held["sessionid"]["httpOnly"] is True
+    assert held["csrftoken"]["httpOnly"] is False  # the SPA reads it to send X-CSRFToken
+    for name in ("sessionid", "csrftoken"):
+        assert held[name]["secure"] is True, name
+        assert held[name]["sameSite"] == "Lax", name
+        assert held[name]["domain"] == "localhost", name  # host-only: no Domain attribute
+    # The browser keeps the session cookie from scripts, not the CSRF cookie.
+    visible = page.evaluate("document.cookie")
+    assert "csrftoken=" in visible
+    assert "sessionid" not in visible
+
+    assert me_status(page) == 200  # the reload keeps the session
+    expect_view(page, "user-view")
+    expect(page.locator("#user-id")).to_have_text(user_id)
+
+    page.locator("#logout").click()
+    expect_view(page, "login-view")
+    assert "sessionid" not in cookies(context, prod_stack.origin)
+    assert me_status(page) == 401
+    expect_view(page, "login-view")
+    expect(page.locator("#error")).to_be_hidden()  # a 401 on load is not an error to show
+
+    submit(page, "#login-form", email=email, password=PASSWORD)
+    expect_view(page, "user-view")
+    expect(page.locator("#user-id")).to_have_text(user_id)
+    assert me_status(page) == 200
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_api_errors_are_shown_from_the_error_body(context, prod_stack, spa_origin, transport):
+    page = open_spa(context, spa_origin, prod_stack.origin, transport)
+    expect_view(page, "login-view")
+
+    submit(page, "#login-form", email=new_email(), password=PASSWORD)
+    expect_error(page, "INVALID_CREDENTIALS")
+    expect_view(page, "login-view")
+
+    submit(page, "#signup-form", email=new_email(), password="short", first_name="")  # noqa: S106
+    expect_error(page, "VALIDATION_ERROR")
+    expect(page.locator("#error .message")).not_to_be_empty()
+    expect(page.locator("#error li[data-field=password]")).to_contain_text("password: ")
+    expect_view(page, "login-view")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_401_from_any_call_shows_the_login_view(context, prod_stack, spa_origin, transport):
+    page = logged_in(context, spa_origin, prod_stack, new_email())
+    page.goto(page.url.replace("transport=fetch", f"transport={transport}"))
+    expect_view(page, "user-view")
+
+    # The session ends in another tab; this tab still shows the user until its next call.
+    other_tab = context.new_page()
+    other_tab.goto(page.url)
+    other_tab.locator("#logout").click()
+    expect_view(other_tab, "login-view")
+    expect_view(page, "user-view")
+
+    page.locator("#logout").click()
+    expect_view(page, "login-view")
+    expect_error(page, "NOT_AUTHENTICATED")
+
+
+# ---------------------------------------------------------------- what the browser refuses
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_origin_not_in_cors_allowed_origins_cannot_read_responses(
+    context, prod_stack, spa_origin, certificate, transport
+):
+    with serve(SPA_DIRECTORY, UNLISTED_PORT, **certificate) as unlisted_origin:
+        page = open_spa(context, unlisted_origin, prod_stack.origin, transport)
+        expect_error(page, "NETWORK_ERROR")  # the session check got no readable response
+        expect(page.locator("#login-view")).to_be_hidden()
+        expect(page.locator("#user-view")).to_be_hidden()
+
+        # The same request from a script fails as a network error: the browser withholds a response
+        # that does not allow this origin.
+        with page.expect_event("requestfailed") as failed:
+            error = page.evaluate(
+                """api => fetch(`${api}/api/v1/auth/csrf`, {credentials: 'include'})
+                            .then(() => 'read', error => error.name)""",
+                prod_stack.origin,
+            )
+        assert error == "TypeError"
+        assert failed.value.url == f"{prod_stack.origin}/api/v1/auth/csrf"
+
+    # The API answered, without allowing this origin; it does allow the listed one.
+    with prod_stack.client() as client:
+        for origin, allowed in ((unlisted_origin, None), (spa_origin, spa_origin)):
+            response = client.get("/api/v1/auth/csrf", headers={"Origin": origin})
+            assert response.status_code == 200
+            assert response.headers.get("access-control-allow-origin") == allowed
+
+
+def forged_form_page(directory: Path, action: str, fields: dict[str, str]) -> None:
+    """A page of another origin with a form that posts to the API, adding the CSRF cookie's value
+    when the page can read it (same host, other port)."""
+    inputs = "".join(f'<input type="hidden" name="{name}" value="{value}">' for name, value in fields.items())
+    (directory / "forged.html").write_text(
+        f"""<!doctype html><meta charset="utf-8"><title>forged</title>
+<form method="post" action="{action}">{inputs}
+<input type="hidden" name="csrfmiddlewaretoken" id="token"><button>Win a prize</button></form>
+<script>
+  const match = document.cookie.match(/(?:^|; )csrftoken=([^;]*)/);
+  document.getElementById('token').value = match ? match[1] : '';
+</script>"""
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "attacker"),
+    [
+        ("/api/v1/auth/logout", "other site"),
+        ("/api/v1/auth/logout", "same site, untrusted origin"),
+        ("/api/v1/auth/login", "other site"),
+        ("/api/v1/auth/login", "same site, untrusted origin"),
+    ],
+)
+def test_a_form_post_from_another_origin_is_rejected_by_csrf(
+    context, prod_stack, spa_origin, certificate, tmp_path, path, attacker
+):
+    victim = new_email()
+    page = logged_in(context, spa_origin, prod_stack, victim)
+    user_id = page.locator("#user-id").inner_text()
+    # A login CSRF would log the victim into the attacker's account.
+    intruder = new_email()
+    with prod_stack.client() as client:
+        assert signup(client, prod_stack.origin, intruder).status_code == 201
+
+    forged_form_page(tmp_path, f"{prod_stack.origin}{path}", {"email": intruder, "password": PASSWORD})
+    if attacker == "other site":
+        server = serve(tmp_path, OTHER_SITE_PORT)  # http://127.0.0.1 is not the site of localhost
+        page_url = f"http://127.0.0.1:{OTHER_SITE_PORT}/forged.html"
+    else:
+        server = serve(tmp_path, UNLISTED_PORT, **certificate)
+        page_url = f"https://localhost:{UNLISTED_PORT}/forged.html"
+    with server:
+        forged = context.new_page()
+        forged.goto(page_url)
+        with forged.expect_response(lambda response: response.url.endswith(path)) as posted:
+            forged.locator("button").click()
+        response = posted.value
+        assert response.request.method == "POST"
+        assert response.status == 403
+        body = json.loads(forged.locator("body").inner_text())
+        assert body["code"] == "CSRF_FAILED"
+        assert "origin" in body["details"]["reason"].lower()
+
+    # The victim is still logged in as themself.
+    assert me_status(page) == 200
+    expect(page.locator("#user-id")).to_have_text(user_id)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_unsafe_request_without_the_csrf_header_is_rejected(context, prod_stack, spa_origin, transport):
+    page = logged_in(context, spa_origin, prod_stack, new_email())
+    # What the SPA's client does, minus the header: a bare fetch, or axios without the opt-in that
+    # newer axios needs to send the header to another origin.
+    without_header = {
+        "fetch": """api => fetch(`${api}/api/v1/auth/logout`, {method: 'POST', credentials: 'include'})
+                      .then(async response => [response.status, await response.json()])""",
+        "axios": """async api => {
+                      const {default: axios} = await import('axios');
+                      const http = axios.create({baseURL: `${api}/api/v1`, withCredentials: true,
+                          xsrfCookieName: 'csrftoken', xsrfHeaderName: 'X-CSRFToken'});
+                      return http.post('/auth/logout').then(
+                          response => [response.status, response.data],
+                          error => [error.response.status, error.response.data]);
+                    }""",
+    }[transport]
+    status, body = page.evaluate(without_header, prod_stack.origin)
+    assert status == 403
+    assert body["code"] == "CSRF_FAILED"
+    assert "token" in body["details"]["reason"].lower()
+    assert me_status(page) == 200  # still logged in
+
+
+# ---------------------------------------------------------------- the API docs
+
+
+def test_the_api_docs_render_with_nothing_loaded_from_outside_the_stack(context, prod_stack):
+    page = context.new_page()
+    requested: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    page.goto(f"{prod_stack.origin}/api/v1/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Backend API")
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/auth/me").first).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    screenshot(page, "api-docs")
+
+    assert any(url.endswith("/api/v1/schema") or "/api/v1/schema?" in url for url in requested)
+    assert any("/static/" in url for url in requested)
+    outside = [url for url in requested if not url.startswith(f"{prod_stack.origin}/")]
+    assert outside == []
+    assert problems == []
