@@ -55,3 +55,25 @@ def test_env_example_lists_variable(name):
 @pytest.mark.parametrize("name", DOCUMENTED)
 def test_readme_documents_variable(name):
     assert f"`{name}`" in (REPO / "README.md").read_text()
+
+
+def readme_section(title: str) -> str:
+    readme = (REPO / "README.md").read_text()
+    start = readme.index(f"\n## {title}\n")
+    end = readme.find("\n## ", start + 1)
+    return readme[start : end if end != -1 else len(readme)]
+
+
+FRONTEND_SNIPPETS = re.findall(r"^```js\n(.*?)^```$", readme_section("Connecting a frontend"), re.S | re.M)
+
+
+def test_the_frontend_guide_has_snippets():
+    # Guards the regex: without snippets the test below would pass vacuously.
+    assert len(FRONTEND_SNIPPETS) >= 4
+
+
+@pytest.mark.parametrize("snippet", FRONTEND_SNIPPETS, ids=lambda snippet: snippet.splitlines()[0][:40])
+def test_frontend_snippet_is_the_code_the_browser_test_runs(snippet):
+    """Each js block of "Connecting a frontend" is copied, unchanged, from the test SPA in tests/spa."""
+    sources = [path.read_text() for path in (REPO / "tests" / "spa").glob("*.js")]
+    assert any(snippet in source for source in sources), snippet
