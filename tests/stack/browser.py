@@ -24,8 +24,8 @@ TRANSPORTS = ["fetch", "axios"]
 ARTIFACTS = REPO / "artifacts" / "browser"
 
 # The issue's flags: no sandbox (root in CI), no GPU, and none of Chromium's own traffic to Google.
-# Every host name but localhost fails to resolve, and localhost is IPv4 loopback only, like the other
-# stack tests' clients: nothing the browser does can leave this machine.
+# localhost and the test's example.com hosts are IPv4 loopback, like the other stack tests' clients;
+# every other name fails to resolve: nothing the browser does can leave this machine.
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -34,7 +34,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
-    "--host-resolver-rules=MAP localhost 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--host-resolver-rules=MAP localhost 127.0.0.1, MAP *.example.com 127.0.0.1, MAP * ~NOTFOUND,"
+    " EXCLUDE 127.0.0.1",
 ]
 
 

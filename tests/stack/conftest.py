@@ -35,6 +35,9 @@ PROD_EDGE_SUBNET = "172.16.252.0/24"
 # The browser tests' single-page app: served by the test on a second origin of the prod stack's site,
 # and by Vite, as the README tells frontend developers, in front of the dev stack.
 PROD_SPA_PORT = 29444
+# The production layout, SPA and API on two hosts of one domain; the browser maps both to 127.0.0.1.
+SPA_HOST = "app.example.com"
+API_HOST = "api.example.com"
 DEV_SERVER_PORT = 28173
 
 # What each phase took, printed at the end of the run.
@@ -60,6 +63,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, seconds in TIMINGS:
         terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
     terminalreporter.write_line(f"{sum(seconds for _, seconds in TIMINGS):7.1f} s  in all")
+    screenshots = sorted((REPO / "artifacts" / "browser").glob("*.png"))
+    if screenshots:
+        terminalreporter.section("browser screenshots")
+        for path in screenshots:
+            terminalreporter.write_line(str(path.relative_to(REPO)))
 
 
 def run(
@@ -247,7 +255,13 @@ def prod_env_file(directory: Path) -> Path:
     """A production .env as an operator writes it, with a self-signed certificate and loopback ports."""
     certs = directory / "certs"
     run(
-        ["make", "--no-print-directory", "certs", f"CERTS_DIR={certs}", "CERT_NAMES=localhost"],
+        [
+            "make",
+            "--no-print-directory",
+            "certs",
+            f"CERTS_DIR={certs}",
+            f"CERT_NAMES=localhost {API_HOST} {SPA_HOST}",
+        ],
         cwd=REPO,
         env=_clean_environment({}),
     )
@@ -263,7 +277,8 @@ def prod_env_file(directory: Path) -> Path:
         "ACME_WEBROOT": str(acme),
         "PUBLISH_ADDRESS": "127.0.0.1",
         "EDGE_SUBNET": PROD_EDGE_SUBNET,
-        "CORS_ALLOWED_ORIGINS": f"https://localhost:{PROD_SPA_PORT}",
+        "ALLOWED_HOSTS": f"localhost,{API_HOST}",
+        "CORS_ALLOWED_ORIGINS": f"https://localhost:{PROD_SPA_PORT},https://{SPA_HOST}:{PROD_SPA_PORT}",
         # A large JSON response for anonymous clients, to see nginx compress it.
         "API_DOCS": "public",
         # The tests sign up and log in more often than a person would.

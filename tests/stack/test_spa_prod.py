@@ -1,5 +1,6 @@
 """The test SPA (tests/spa) in headless Chromium against the prod stack over HTTPS, served from a second
-origin of the same site (https://localhost:29444, in CORS_ALLOWED_ORIGINS), with both transports.
+origin of the same site (https://localhost:29444, in CORS_ALLOWED_ORIGINS), with both transports, and
+in the production layout (https://app.example.com for https://api.example.com, both on 127.0.0.1).
 What only a browser enforces is checked here: credentialed CORS, SameSite, Secure and HttpOnly cookies,
 and CSRF against pages of other origins and sites."""
 
@@ -24,7 +25,7 @@ from .browser import (
     serve,
     submit,
 )
-from .conftest import PROD_SPA_PORT, Stack
+from .conftest import API_HOST, PROD_SPA_PORT, SPA_HOST, Stack
 
 # An origin of the same site that is not in CORS_ALLOWED_ORIGINS, and a page of another site.
 UNLISTED_PORT = 29446
@@ -102,6 +103,36 @@ def test_signup_reload_logout_login_from_another_origin(context, prod_stack, spa
     expect_view(page, "user-view")
     expect(page.locator("#user-id")).to_have_text(user_id)
     assert me_status(page) == 200
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_production_layout_spa_and_api_on_two_hosts_of_one_domain(
+    context, prod_stack, spa_origin, transport
+):
+    """app.example.com and api.example.com are one site, so the cookies travel with every call; but
+    the SPA cannot read the API's csrftoken cookie, and sends the token from auth/csrf's body."""
+    api_origin = f"https://{API_HOST}:{prod_stack.https_port}"
+    page = open_spa(context, spa_origin.replace("localhost", SPA_HOST), api_origin, transport)
+    expect_view(page, "login-view")
+    email = new_email()
+
+    submit(page, "#signup-form", email=email, password=PASSWORD)
+    expect_view(page, "user-view")
+    user_id = page.locator("#user-id").inner_text()
+    held = cookies(context, api_origin)
+    assert {name: cookie["domain"] for name, cookie in held.items()} == {
+        "sessionid": API_HOST,
+        "csrftoken": API_HOST,
+    }
+    assert page.evaluate("document.cookie") == ""
+
+    assert me_status(page) == 200
+    page.locator("#logout").click()
+    expect_view(page, "login-view")
+    assert me_status(page) == 401
+    submit(page, "#login-form", email=email, password=PASSWORD)
+    expect_view(page, "user-view")
+    expect(page.locator("#user-id")).to_have_text(user_id)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
