@@ -16,14 +16,15 @@ from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from .conftest import REPO
+from .api import PASSWORD
+from .conftest import ARTIFACTS, REPO, Stack
 
 SPA_DIRECTORY = REPO / "tests" / "spa"
 # The SPA's API clients (tests/spa/api.js), picked with ?transport=.
 TRANSPORTS = ["fetch", "axios"]
-ARTIFACTS = REPO / "artifacts" / "browser"
 
-# The issue's flags: no sandbox (root in CI), no GPU, and none of Chromium's own traffic to Google.
+# No sandbox (CI runs as root), no GPU, and none of Chromium's own traffic (updates, sync, field
+# trials), which this machine's closed network would refuse at every start.
 # localhost and the test's example.com hosts are IPv4 loopback, like the other stack tests' clients;
 # every other name fails to resolve: nothing the browser does can leave this machine.
 CHROMIUM_FLAGS = [
@@ -58,7 +59,7 @@ def spki_hash(certificate: Path) -> str:
 
 def launch_chromium(playwright: Playwright, trusted_certificates: list[Path]) -> Browser:
     """Headless Chromium from Debian's package with a fresh profile (Playwright makes a new
-    --user-data-dir for every launch) that trusts the given self-signed certificates and no others."""
+    --user-data-dir for every launch) that also trusts the given self-signed certificates."""
     executable = shutil.which("chromium")
     assert executable, "Chromium is not installed: apt-get install chromium (Debian's package)"
     trusted = ",".join(spki_hash(certificate) for certificate in trusted_certificates)
@@ -124,7 +125,7 @@ def serve(
 
 
 def screenshot(page: Page, name: str) -> Path:
-    """A full-page PNG in artifacts/browser/ (ignored by git; CI keeps it as a test artifact)."""
+    """A full-page PNG in artifacts/browser/ (ignored by git; listed at the end of the run)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=path, full_page=True)
@@ -165,3 +166,31 @@ def me_status(page: Page) -> int:
 
 def cookies(context: BrowserContext, origin: str) -> dict[str, dict[str, Any]]:
     return {cookie["name"]: dict(cookie) for cookie in context.cookies(origin)}
+
+
+def assert_session_cookie_flags(held: dict[str, dict[str, Any]], *, secure: bool) -> None:
+    """The flags of the session and CSRF cookies the browser holds: both SameSite=Lax and Secure
+    over HTTPS; the session cookie HttpOnly, the CSRF cookie readable by the SPA."""
+    assert held["sessionid"]["httpOnly"] is True
+    assert held["csrftoken"]["httpOnly"] is False
+    for name in ("sessionid", "csrftoken"):
+        assert held[name]["secure"] is secure, name
+        assert held[name]["sameSite"] == "Lax", name
+
+
+def admin_login(context: BrowserContext, stack: Stack, email: str) -> Page:
+    """Logs a new superuser into the Django admin with its login form: a POST from the API's own
+    origin, which passes Django's same-origin check only when Django sees the request as HTTPS."""
+    stack.compose(
+        *("exec", "--no-TTY", "--env", f"DJANGO_SUPERUSER_PASSWORD={PASSWORD}", "backend"),
+        *("python", "manage.py", "createsuperuser", "--noinput", "--email", email),
+    )
+    page = context.new_page()
+    page.goto(f"{stack.origin}/admin/login/")
+    page.locator("[name=username]").fill(email)
+    page.locator("[name=password]").fill(PASSWORD)
+    with page.expect_response(lambda response: response.request.method == "POST") as posted:
+        page.locator("[type=submit]").click()
+    assert posted.value.status == 302, posted.value.url
+    page.wait_for_url(f"{stack.origin}/admin/")
+    return page

@@ -39,6 +39,10 @@ PROD_SPA_PORT = 29444
 SPA_HOST = "app.example.com"
 API_HOST = "api.example.com"
 DEV_SERVER_PORT = 28173
+# The dev stack's default origins plus the test's dev server: the variable replaces the defaults.
+DEV_CORS_ALLOWED_ORIGINS = f"http://localhost:3000,http://localhost:5173,http://localhost:{DEV_SERVER_PORT}"
+# Screenshots of the browser tests, emptied at the start of a run.
+ARTIFACTS = REPO / "artifacts" / "browser"
 
 # What each phase took, printed at the end of the run.
 TIMINGS: list[tuple[str, float]] = []
@@ -63,7 +67,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, seconds in TIMINGS:
         terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
     terminalreporter.write_line(f"{sum(seconds for _, seconds in TIMINGS):7.1f} s  in all")
-    screenshots = sorted((REPO / "artifacts" / "browser").glob("*.png"))
+    screenshots = sorted(ARTIFACTS.glob("*.png"))
     if screenshots:
         terminalreporter.section("browser screenshots")
         for path in screenshots:
@@ -218,6 +222,11 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+# Each stack is booted once per run and shared by the stack tests and the browser tests that follow
+# them (pytest runs the files in name order): test_dev.py, test_prod.py, test_spa_dev.py,
+# test_spa_prod.py. Booting a stack costs 20-40 s; the tests leave it running and healthy.
+
+
 # ---------------------------------------------------------------- dev: compose.yaml from a clean checkout
 
 
@@ -230,7 +239,7 @@ def dev_stack(workdir: Path) -> Iterator[Stack]:
         compose_files=["compose.yaml"],
         # The dev server's origin is trusted for unsafe requests, as the README says to do for a port
         # other than 5173 or 3000.
-        env=_clean_environment({**DEV_PORTS, "CORS_ALLOWED_ORIGINS": f"http://localhost:{DEV_SERVER_PORT}"}),
+        env=_clean_environment({**DEV_PORTS, "CORS_ALLOWED_ORIGINS": DEV_CORS_ALLOWED_ORIGINS}),
         https_port=int(DEV_PORTS["HTTPS_PORT"]),
         http_port=int(DEV_PORTS["HTTP_PORT"]),
     )
@@ -322,14 +331,21 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
     with sync_playwright() as driver:
         yield driver
 
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    """A new browser context per test, with its own cookies and storage, in the module's `browser`."""
+    """A new browser context per test, with its own cookies and storage, in the module's `browser`.
+    An uncaught exception or unhandled rejection in any of its pages fails the test."""
     context = browser.new_context()
     context.set_default_timeout(15_000)
+    script_errors: list[str] = []
+    context.on(
+        "weberror", lambda error: script_errors.append(f"{error.page and error.page.url}: {error.error}")
+    )
     yield context
     context.close()
+    assert script_errors == []

@@ -15,6 +15,8 @@ from .api import PASSWORD, new_email, signup
 from .browser import (
     SPA_DIRECTORY,
     TRANSPORTS,
+    admin_login,
+    assert_session_cookie_flags,
     cookies,
     expect_error,
     expect_view,
@@ -77,12 +79,12 @@ def test_signup_reload_logout_login_from_another_origin(context, prod_stack, spa
     screenshot(page, f"spa-prod-{transport}-logged-in")
 
     held = cookies(context, prod_stack.origin)
-    assert held["sessionid"]["httpOnly"] is True
-    assert held["csrftoken"]["httpOnly"] is False  # the SPA reads it to send X-CSRFToken
-    for name in ("sessionid", "csrftoken"):
-        assert held[name]["secure"] is True, name
-        assert held[name]["sameSite"] == "Lax", name
-        assert held[name]["domain"] == "localhost", name  # host-only: no Domain attribute
+    assert_session_cookie_flags(held, secure=True)
+    # Host-only cookies (no Domain attribute), shared by the ports of localhost.
+    assert {name: cookie["domain"] for name, cookie in held.items()} == {
+        "sessionid": "localhost",
+        "csrftoken": "localhost",
+    }
     # The browser keeps the session cookie from scripts, not the CSRF cookie.
     visible = page.evaluate("document.cookie")
     assert "csrftoken=" in visible
@@ -120,6 +122,7 @@ def test_the_production_layout_spa_and_api_on_two_hosts_of_one_domain(
     expect_view(page, "user-view")
     user_id = page.locator("#user-id").inner_text()
     held = cookies(context, api_origin)
+    assert_session_cookie_flags(held, secure=True)
     assert {name: cookie["domain"] for name, cookie in held.items()} == {
         "sessionid": API_HOST,
         "csrftoken": API_HOST,
@@ -152,7 +155,7 @@ def test_api_errors_are_shown_from_the_error_body(context, prod_stack, spa_origi
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_a_401_from_any_call_shows_the_login_view(context, prod_stack, spa_origin, transport):
+def test_a_401_after_the_load_check_shows_the_login_view(context, prod_stack, spa_origin, transport):
     page = logged_in(context, spa_origin, prod_stack, new_email())
     page.goto(page.url.replace("transport=fetch", f"transport={transport}"))
     expect_view(page, "user-view")
@@ -266,7 +269,9 @@ def test_an_unsafe_request_without_the_csrf_header_is_rejected(context, prod_sta
     # What the SPA's client does, minus the header: a bare fetch, or axios without the opt-in that
     # newer axios needs to send the header to another origin.
     without_header = {
-        "fetch": """api => fetch(`${api}/api/v1/auth/logout`, {method: 'POST', credentials: 'include'})
+        "fetch": """api => fetch(`${api}/api/v1/auth/logout`, {
+                          method: 'POST', credentials: 'include', body: '{}',
+                          headers: {'Content-Type': 'application/json'}})
                       .then(async response => [response.status, await response.json()])""",
         "axios": """async api => {
                       const {default: axios} = await import('axios');
@@ -282,6 +287,13 @@ def test_an_unsafe_request_without_the_csrf_header_is_rejected(context, prod_sta
     assert body["code"] == "CSRF_FAILED"
     assert "token" in body["details"]["reason"].lower()
     assert me_status(page) == 200  # still logged in
+
+
+def test_a_login_form_on_the_api_origin_passes_django_s_origin_check(context, prod_stack):
+    """Django compares a same-origin Origin (https://...) with the scheme nginx reports in
+    X-Forwarded-Proto: the admin's login works only if Django sees the request as HTTPS."""
+    page = admin_login(context, prod_stack, new_email())
+    expect(page.locator("#site-name")).to_be_visible()
 
 
 # ---------------------------------------------------------------- the API docs
