@@ -20,7 +20,7 @@ export function readCookie(name) {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
-// CSRF bootstrap. GET auth/csrf sets the csrftoken cookie and returns the same token. The token
+// CSRF bootstrap. GET auth/csrf sets the csrftoken cookie and returns a token for it. The token
 // rotates at login, signup and logout, so it is read from the cookie again for every unsafe request.
 // A page on another host than the API (app.example.com, api.example.com) cannot see the API's cookie
 // and sends the token from the response body instead.
@@ -60,18 +60,21 @@ export function axiosClient(apiOrigin, { onUnauthorized }) {
     withCredentials: true, // send and store the session and CSRF cookies across origins
     xsrfCookieName: 'csrftoken', // Django's names; axios's defaults are XSRF-TOKEN and X-XSRF-TOKEN
     xsrfHeaderName: 'X-CSRFToken',
-    withXSRFToken: true, // axios >= 1.6 sends the header to another origin only with this
+    withXSRFToken: true, // axios >= 1.6 sends the header to another origin only with this;
+    // it goes with every request of this instance, so the instance is for the API only.
   });
   http.interceptors.request.use(async (config) => {
     // axios copies the cookie into the header itself; without a cookie it sends none.
     if (UNSAFE.has(config.method.toUpperCase()) && readCookie('csrftoken') === null) {
-      config.headers['X-CSRFToken'] = await csrfToken(async () => (await http.get('/auth/csrf')).data);
+      config.headers.set('X-CSRFToken', await csrfToken(async () => (await http.get('/auth/csrf')).data));
     }
     return config;
   });
   http.interceptors.response.use(
     (response) => response,
     (error) => {
+      // Errors of the CSRF bootstrap come back through here already wrapped; bugs pass unchanged.
+      if (!axios.isAxiosError(error)) return Promise.reject(error);
       if (error.response?.status === 401) onUnauthorized();
       return Promise.reject(new ApiError(error.response?.status ?? 0, error.response?.data));
     },
