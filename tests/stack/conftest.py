@@ -286,6 +286,8 @@ def prod_env_file(directory: Path) -> Path:
         "ACME_WEBROOT": str(acme),
         "PUBLISH_ADDRESS": "127.0.0.1",
         "EDGE_SUBNET": PROD_EDGE_SUBNET,
+        # SERVER_NAME stays localhost for the other tests; the browser's production layout reaches the
+        # same stack as api.example.com, so both names are allowed (a deployment sets SERVER_NAME only).
         "ALLOWED_HOSTS": f"localhost,{API_HOST}",
         "CORS_ALLOWED_ORIGINS": f"https://localhost:{PROD_SPA_PORT},https://{SPA_HOST}:{PROD_SPA_PORT}",
         # A large JSON response for anonymous clients, to see nginx compress it.
