@@ -16,7 +16,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from .api import PASSWORD
+from .api import PASSWORD, new_email
 from .conftest import ARTIFACTS, REPO, Stack
 
 SPA_DIRECTORY = REPO / "tests" / "spa"
@@ -168,6 +168,39 @@ def cookies(context: BrowserContext, origin: str) -> dict[str, dict[str, Any]]:
     return {cookie["name"]: dict(cookie) for cookie in context.cookies(origin)}
 
 
+def sign_up(page: Page, first_name: str = "") -> tuple[str, str]:
+    """Signs a new user up with the SPA's form, from its login view; returns the email and the user
+    id the SPA shows."""
+    expect_view(page, "login-view")
+    email = new_email()
+    submit(page, "#signup-form", email=email, password=PASSWORD, first_name=first_name)
+    expect_view(page, "user-view")
+    expect(page.locator("#user-name")).to_have_text(first_name or email)
+    expect(page.locator("#user-email")).to_have_text(email)
+    return email, page.locator("#user-id").inner_text()
+
+
+def reload_logout_login(page: Page, cookie_origin: str, email: str, user_id: str) -> None:
+    """The flow after signup: a reload keeps the session; logout ends it (the session cookie of
+    cookie_origin is gone, and the load check's 401 shows the login view, not an error); logging in
+    again opens the same user."""
+    assert me_status(page) == 200
+    expect_view(page, "user-view")
+    expect(page.locator("#user-id")).to_have_text(user_id)
+
+    page.locator("#logout").click()
+    expect_view(page, "login-view")
+    assert "sessionid" not in cookies(page.context, cookie_origin)
+    assert me_status(page) == 401
+    expect_view(page, "login-view")
+    expect(page.locator("#error")).to_be_hidden()
+
+    submit(page, "#login-form", email=email, password=PASSWORD)
+    expect_view(page, "user-view")
+    expect(page.locator("#user-id")).to_have_text(user_id)
+    assert me_status(page) == 200
+
+
 def assert_session_cookie_flags(held: dict[str, dict[str, Any]], *, secure: bool) -> None:
     """The flags of the session and CSRF cookies the browser holds: both SameSite=Lax and Secure
     over HTTPS; the session cookie HttpOnly, the CSRF cookie readable by the SPA."""
@@ -181,10 +214,8 @@ def assert_session_cookie_flags(held: dict[str, dict[str, Any]], *, secure: bool
 def admin_login(context: BrowserContext, stack: Stack, email: str) -> Page:
     """Logs a new superuser into the Django admin with its login form: a POST from the API's own
     origin, which passes Django's same-origin check only when Django sees the request as HTTPS."""
-    stack.compose(
-        *("exec", "--no-TTY", "--env", f"DJANGO_SUPERUSER_PASSWORD={PASSWORD}", "backend"),
-        *("python", "manage.py", "createsuperuser", "--noinput", "--email", email),
-    )
+    createsuperuser = ["python", "manage.py", "createsuperuser", "--noinput", "--email", email]
+    stack.exec("backend", *createsuperuser, env={"DJANGO_SUPERUSER_PASSWORD": PASSWORD})
     page = context.new_page()
     page.goto(f"{stack.origin}/admin/login/")
     page.locator("[name=username]").fill(email)

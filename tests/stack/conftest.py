@@ -186,8 +186,12 @@ class Stack:
     def container_ids(self, *, all_states: bool = False) -> dict[str, str]:
         return {service: entry["ID"] for service, entry in self.containers(all_states=all_states).items()}
 
-    def exec(self, service: str, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.compose("exec", "--no-TTY", service, *command, check=check)
+    def exec(
+        self, service: str, *command: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker compose exec` of a command, with extra environment variables for it."""
+        options = [f"--env={name}={value}" for name, value in (env or {}).items()]
+        return self.compose("exec", "--no-TTY", *options, service, *command, check=check)
 
     def process_uids(self, service: str) -> set[str]:
         """The real uids of every process in the service's container, not only of the first one."""

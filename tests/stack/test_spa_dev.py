@@ -25,9 +25,10 @@ from .browser import (
     expect_error,
     expect_view,
     launch_chromium,
-    me_status,
     open_spa,
+    reload_logout_login,
     screenshot,
+    sign_up,
     submit,
 )
 from .conftest import DEV_SERVER_PORT, Stack
@@ -84,26 +85,13 @@ def browser(playwright: Playwright, dev_stack: Stack) -> Iterator[Browser]:
 def test_the_flow_through_the_vite_dev_server(context, dev_server, transport):
     page = open_spa(context, dev_server, "", transport)
     expect(page.locator("#api-origin")).to_have_text(dev_server)
-    expect_view(page, "login-view")
-    email = new_email()
-
-    submit(page, "#signup-form", email=email, password=PASSWORD, first_name="Grace")
-    expect_view(page, "user-view")
-    expect(page.locator("#user-email")).to_have_text(email)
-    user_id = page.locator("#user-id").inner_text()
+    email, user_id = sign_up(page, first_name="Grace")
     screenshot(page, f"spa-dev-{transport}-logged-in")
 
     # Cookies of the dev server's origin: not Secure (plain HTTP on localhost), the same otherwise.
     assert_session_cookie_flags(cookies(context, dev_server), secure=False)
 
-    assert me_status(page) == 200
-    expect(page.locator("#user-id")).to_have_text(user_id)
-    page.locator("#logout").click()
-    expect_view(page, "login-view")
-    assert me_status(page) == 401
-    submit(page, "#login-form", email=email, password=PASSWORD)
-    expect_view(page, "user-view")
-    expect(page.locator("#user-id")).to_have_text(user_id)
+    reload_logout_login(page, dev_server, email, user_id)
 
 
 def test_calling_the_https_api_directly_from_the_http_dev_server_keeps_no_session(

@@ -23,8 +23,10 @@ from .browser import (
     launch_chromium,
     me_status,
     open_spa,
+    reload_logout_login,
     screenshot,
     serve,
+    sign_up,
     submit,
 )
 from .conftest import API_HOST, PROD_SPA_PORT, SPA_HOST, Stack
@@ -54,11 +56,9 @@ def spa_origin(certificate: dict[str, Path]) -> Iterator[str]:
         yield origin
 
 
-def logged_in(context: BrowserContext, spa_origin: str, stack: Stack, email: str) -> Page:
-    page = open_spa(context, spa_origin, stack.origin, "fetch")
-    expect_view(page, "login-view")
-    submit(page, "#signup-form", email=email, password=PASSWORD)
-    expect_view(page, "user-view")
+def logged_in(context: BrowserContext, spa_origin: str, stack: Stack, transport: str = "fetch") -> Page:
+    page = open_spa(context, spa_origin, stack.origin, transport)
+    sign_up(page)
     return page
 
 
@@ -68,14 +68,7 @@ def logged_in(context: BrowserContext, spa_origin: str, stack: Stack, email: str
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_signup_reload_logout_login_from_another_origin(context, prod_stack, spa_origin, transport):
     page = open_spa(context, spa_origin, prod_stack.origin, transport)
-    expect_view(page, "login-view")  # GET auth/me answered 401
-    email = new_email()
-
-    submit(page, "#signup-form", email=email, password=PASSWORD, first_name="Ada")
-    expect_view(page, "user-view")
-    expect(page.locator("#user-name")).to_have_text("Ada")
-    expect(page.locator("#user-email")).to_have_text(email)
-    user_id = page.locator("#user-id").inner_text()
+    email, user_id = sign_up(page, first_name="Ada")  # from the login view: GET auth/me answered 401
     screenshot(page, f"spa-prod-{transport}-logged-in")
 
     held = cookies(context, prod_stack.origin)
@@ -90,21 +83,7 @@ def test_signup_reload_logout_login_from_another_origin(context, prod_stack, spa
     assert "csrftoken=" in visible
     assert "sessionid" not in visible
 
-    assert me_status(page) == 200  # the reload keeps the session
-    expect_view(page, "user-view")
-    expect(page.locator("#user-id")).to_have_text(user_id)
-
-    page.locator("#logout").click()
-    expect_view(page, "login-view")
-    assert "sessionid" not in cookies(context, prod_stack.origin)
-    assert me_status(page) == 401
-    expect_view(page, "login-view")
-    expect(page.locator("#error")).to_be_hidden()  # a 401 on load is not an error to show
-
-    submit(page, "#login-form", email=email, password=PASSWORD)
-    expect_view(page, "user-view")
-    expect(page.locator("#user-id")).to_have_text(user_id)
-    assert me_status(page) == 200
+    reload_logout_login(page, prod_stack.origin, email, user_id)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -115,12 +94,8 @@ def test_the_production_layout_spa_and_api_on_two_hosts_of_one_domain(
     the SPA cannot read the API's csrftoken cookie, and sends the token from auth/csrf's body."""
     api_origin = f"https://{API_HOST}:{prod_stack.https_port}"
     page = open_spa(context, spa_origin.replace("localhost", SPA_HOST), api_origin, transport)
-    expect_view(page, "login-view")
-    email = new_email()
+    email, user_id = sign_up(page)
 
-    submit(page, "#signup-form", email=email, password=PASSWORD)
-    expect_view(page, "user-view")
-    user_id = page.locator("#user-id").inner_text()
     held = cookies(context, api_origin)
     assert_session_cookie_flags(held, secure=True)
     assert {name: cookie["domain"] for name, cookie in held.items()} == {
@@ -129,13 +104,7 @@ def test_the_production_layout_spa_and_api_on_two_hosts_of_one_domain(
     }
     assert page.evaluate("document.cookie") == ""
 
-    assert me_status(page) == 200
-    page.locator("#logout").click()
-    expect_view(page, "login-view")
-    assert me_status(page) == 401
-    submit(page, "#login-form", email=email, password=PASSWORD)
-    expect_view(page, "user-view")
-    expect(page.locator("#user-id")).to_have_text(user_id)
+    reload_logout_login(page, api_origin, email, user_id)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -156,8 +125,7 @@ def test_api_errors_are_shown_from_the_error_body(context, prod_stack, spa_origi
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_401_after_the_load_check_shows_the_login_view(context, prod_stack, spa_origin, transport):
-    page = logged_in(context, spa_origin, prod_stack, new_email())
-    page.goto(page.url.replace("transport=fetch", f"transport={transport}"))
+    page = logged_in(context, spa_origin, prod_stack, transport)
     expect_view(page, "user-view")
 
     # The session ends in another tab; this tab still shows the user until its next call.
@@ -231,8 +199,7 @@ def forged_form_page(directory: Path, action: str, fields: dict[str, str]) -> No
 def test_a_form_post_from_another_origin_is_rejected_by_csrf(
     context, prod_stack, spa_origin, certificate, tmp_path, path, attacker
 ):
-    victim = new_email()
-    page = logged_in(context, spa_origin, prod_stack, victim)
+    page = logged_in(context, spa_origin, prod_stack)
     user_id = page.locator("#user-id").inner_text()
     # A login CSRF would log the victim into the attacker's account.
     intruder = new_email()
@@ -265,7 +232,7 @@ def test_a_form_post_from_another_origin_is_rejected_by_csrf(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_an_unsafe_request_without_the_csrf_header_is_rejected(context, prod_stack, spa_origin, transport):
-    page = logged_in(context, spa_origin, prod_stack, new_email())
+    page = logged_in(context, spa_origin, prod_stack)
     # What the SPA's client does, minus the header: a bare fetch, or axios without the opt-in that
     # newer axios needs to send the header to another origin.
     without_header = {
