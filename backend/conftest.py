@@ -1,22 +1,20 @@
-"""Fixtures shared by every test: a client that behaves like the SPA, and the usual personas."""
+"""Fixtures shared by every test: the SPA-like client, the usual personas, a frozen clock for the rate
+limits and an empty cache for each test. The helpers behind them are in testing.py."""
 
 import logging
-import time
 from collections.abc import Iterator
 from io import StringIO
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
-from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
 from core import background, rate_limit
 from core.logging import JsonFormatter
-
-UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+from testing import FrozenClock, SpaClient, logged_in_client
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,53 +28,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "redis" in item.keywords:
             item.add_marker(skip)
-
-
-class SpaClient(APIClient):
-    """Sends what the SPA sends: JSON, the session cookie, and X-CSRFToken from the csrftoken cookie on
-    unsafe requests (fetched from /auth/csrf first if there is none). CSRF checks are enforced, as in
-    production; pass csrf=False to leave the header out."""
-
-    def __init__(self, **defaults: Any) -> None:
-        super().__init__(enforce_csrf_checks=True, **defaults)
-
-    def csrf_token(self) -> str:
-        if settings.CSRF_COOKIE_NAME not in self.cookies:
-            response = self.get("/api/v1/auth/csrf")
-            assert response.status_code == 200, response.content
-        return self.cookies[settings.CSRF_COOKIE_NAME].value
-
-    def generic(  # type: ignore[override]
-        self,
-        method: str,
-        path: str,
-        data: Any = "",
-        content_type: str = "application/octet-stream",
-        secure: bool = False,
-        *,
-        csrf: bool = True,
-        **extra: Any,
-    ) -> Any:
-        if csrf and method.upper() in UNSAFE_METHODS and "HTTP_X_CSRFTOKEN" not in extra:
-            extra["HTTP_X_CSRFTOKEN"] = self.csrf_token()
-        return super().generic(method, path, data, content_type, secure=secure, **extra)
-
-    @property
-    def session_key(self) -> str | None:
-        cookie = self.cookies.get(settings.SESSION_COOKIE_NAME)
-        return cookie.value if cookie else None
-
-
-class FrozenClock:
-    """Stands in for the time module in core.rate_limit. The counters use fixed windows; with the clock
-    standing 10.5 s into the current day (where every window of every rate starts), no window rolls over
-    in the middle of a test unless the test moves ``now`` itself."""
-
-    def __init__(self) -> None:
-        self.now = time.time() // 86400 * 86400 + 10.5
-
-    def time(self) -> float:
-        return self.now
 
 
 @pytest.fixture(autouse=True)
@@ -148,14 +99,6 @@ def other_user(db: None) -> User:
 @pytest.fixture
 def staff_user(db: None) -> User:
     return cast(User, UserFactory(is_staff=True))
-
-
-def logged_in_client(user: User) -> SpaClient:
-    """A client with a session made by the real login endpoint."""
-    client = SpaClient()
-    response = client.post("/api/v1/auth/login", {"email": user.email, "password": PASSWORD})
-    assert response.status_code == 200, response.content
-    return client
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
         email = self.cleaned_data.get("username")
         if email:
             try:
-                services.login_attempt_register(email=email)
+                services.login_attempts_register(email=email)
             except ApplicationError as exc:
                 raise ValidationError(exc.message, code="too_many_attempts") from None
         cleaned = super().clean()

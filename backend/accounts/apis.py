@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import User
+from core import rate_limit
 from core.schema import error_responses
 from core.serializers import StrictInputSerializer
 
@@ -49,7 +50,7 @@ class AuthCsrfApi(APIView):
 
 class AuthSignupApi(APIView):
     permission_classes = [AllowAny]
-    throttle_scope = "auth"
+    throttle_scope = rate_limit.AUTH
 
     class InputSerializer(StrictInputSerializer):
         email = serializers.EmailField(max_length=254)
@@ -71,7 +72,7 @@ class AuthSignupApi(APIView):
 
 class AuthLoginApi(APIView):
     permission_classes = [AllowAny]
-    throttle_scope = "auth"
+    throttle_scope = rate_limit.AUTH
 
     class InputSerializer(StrictInputSerializer):
         email = serializers.CharField(max_length=254)
@@ -116,7 +117,7 @@ class UserMeApi(APIView):
 
 
 class PasswordChangeApi(APIView):
-    throttle_scope = "auth"
+    throttle_scope = rate_limit.AUTH
 
     class InputSerializer(StrictInputSerializer):
         current_password = password_field()
@@ -138,7 +139,7 @@ class PasswordResetApi(APIView):
     """202 whatever the email: the response does not tell whether an account exists."""
 
     permission_classes = [AllowAny]
-    throttle_scope = "auth"
+    throttle_scope = rate_limit.AUTH
 
     class InputSerializer(StrictInputSerializer):
         email = serializers.EmailField(max_length=254)
@@ -153,7 +154,7 @@ class PasswordResetApi(APIView):
 
 class PasswordResetConfirmApi(APIView):
     permission_classes = [AllowAny]
-    throttle_scope = "auth"
+    throttle_scope = rate_limit.AUTH
 
     class InputSerializer(StrictInputSerializer):
         uid = serializers.CharField(max_length=64)

@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+EMAIL_TAKEN = "A user with this email address already exists."
+
 
 def normalize_email(email: str) -> str:
     """Emails are compared and stored lower-cased, so Alice@Example.com and alice@example.com are one
@@ -58,7 +60,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.UniqueConstraint(
                 Lower("email"),
                 name="accounts_user_email_ci_unique",
-                violation_error_message="A user with this email address already exists.",
+                violation_error_message=EMAIL_TAKEN,
             ),
         ]
 

@@ -17,15 +17,12 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.debug import sensitive_variables
 
-from accounts.models import User, normalize_email
+from accounts.models import EMAIL_TAKEN, User, normalize_email
 from accounts.selectors import user_get_active_by_email, user_get_from_reset_uid
 from core import background, errors, rate_limit
 from core.errors import ApplicationError
-from core.throttling import configured_rate
 
 logger = logging.getLogger(__name__)
-
-EMAIL_TAKEN = "A user with this email address already exists."
 
 
 def _email_key(purpose: str, email: str) -> str:
@@ -77,25 +74,29 @@ def user_update(*, user: User, data: dict[str, Any]) -> User:
 # ---------------------------------------------------------------- sessions
 
 
-def login_attempt_register(*, email: str) -> None:
+def _login_attempts(email: str) -> tuple[str, rate_limit.Rate]:
+    return _email_key("login-attempts", email), rate_limit.configured_rate(rate_limit.LOGIN_FAILURES)
+
+
+def login_attempts_register(*, email: str) -> None:
     """Count a login attempt for ``email``; raise THROTTLED once the account has had too many.
 
     Counted before the password is checked, so parallel guesses cannot slip in between check and count.
     Accounts that do not exist are counted the same way: the limit reveals nothing about existence.
     """
-    wait = rate_limit.hit(_email_key("login-attempts", email), configured_rate("login_failures"))
+    wait = rate_limit.hit(*_login_attempts(email))
     if wait is not None:
         raise errors.throttled(wait, "Too many failed logins for this account. Try again in {wait} seconds.")
 
 
 def login_attempts_clear(*, email: str) -> None:
-    rate_limit.reset(_email_key("login-attempts", email), configured_rate("login_failures"))
+    rate_limit.reset(*_login_attempts(email))
 
 
 @sensitive_variables("password")
 def session_login(*, request: HttpRequest, email: str, password: str) -> User:
     """Log in with a new session id (Django's login() rotates it, and the CSRF token)."""
-    login_attempt_register(email=email)
+    login_attempts_register(email=email)
     user = authenticate(request, email=normalize_email(email), password=password)
     if user is None:
         raise ApplicationError("Invalid email or password.", code=errors.INVALID_CREDENTIALS)
@@ -153,7 +154,7 @@ def password_reset_request(*, email: str) -> None:
     which addresses have accounts. At most THROTTLE_PASSWORD_RESET_MAIL mails per address.
     """
     over_limit = rate_limit.hit(
-        _email_key("password-reset-mail", email), configured_rate("password_reset_mail")
+        _email_key("password-reset-mail", email), rate_limit.configured_rate(rate_limit.PASSWORD_RESET_MAIL)
     )
     user = user_get_active_by_email(email=email)
     if user is None or not user.has_usable_password():

@@ -1,24 +1,23 @@
 """gunicorn settings for the prod image: `gunicorn --config config/gunicorn.py config.wsgi`.
 
-The timeouts fit nginx/templates/default.conf.template and compose.prod.yaml, which must change together:
+The timeouts below fit nginx/templates/default.conf.template and compose.prod.yaml, and
+config/tests/test_documentation.py checks that they still do:
 
-- nginx waits at most 30 s for a response (proxy_read_timeout); `timeout` restarts a worker silent as long.
-- nginx keeps idle upstream connections for 60 s (keepalive_timeout in the upstream); gunicorn keeps them
-  open for 75 s, so gunicorn never closes a connection that nginx is about to reuse.
-- On SIGTERM the workers get `graceful_timeout` (30 s, the longest request nginx waits for) to finish;
-  compose's `stop_grace_period` (40 s) is longer, so `docker compose stop` never kills a request midway.
+- `timeout` restarts a worker silent for as long as nginx waits for a response (proxy_read_timeout).
+- `keepalive` is longer than nginx keeps idle upstream connections (the upstream's keepalive_timeout), so
+  gunicorn never closes a connection that nginx is about to reuse.
+- On SIGTERM the workers get `graceful_timeout` (the longest request nginx waits for) to finish; compose's
+  `stop_grace_period` is longer, so `docker compose stop` never kills a request midway.
+
+Access lines come from nginx (bytes, upstream time) and from Django (core.middleware: user id, time in
+Django); gunicorn writes none of its own, only its error log, as JSON.
 """
 
 import math
 import os
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
-
-from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 
 from config.env import env_int, env_list
-from core.middleware import access_level
 
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -78,36 +77,8 @@ limit_request_field_size = 8190
 
 # ---------------------------------------------------------------- logs: JSON lines on stdout
 
-
-class JsonAccessLogger(Logger):  # type: ignore[misc]
-    """One access line per response, as a JSON object through core.logging.JsonFormatter, with the
-    request id that nginx sent (X-Request-ID, echoed by the app) to join it with nginx's line."""
-
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
-        status = int(str(resp.status).split(None, 1)[0])
-        headers = {name.lower(): value for name, value in resp.headers}
-        duration_ms = round(request_time.total_seconds() * 1000, 1)
-        path = environ.get("PATH_INFO", "")
-        self.access_log.log(
-            access_level(path, status),
-            "%s %s %s %sms",
-            environ["REQUEST_METHOD"],
-            path,
-            status,
-            duration_ms,
-            extra={
-                "request_id": headers.get("x-request-id"),
-                "method": environ["REQUEST_METHOD"],
-                # The path only: query strings may carry tokens.
-                "path": path,
-                "status": status,
-                "duration_ms": duration_ms,
-                "bytes": getattr(resp, "sent", None),
-            },
-        )
-
-
-logger_class = JsonAccessLogger
+# No access log (see above); the error log through the same JSON formatter as Django's records.
+accesslog = None
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -117,7 +88,6 @@ logconfig_dict = {
     },
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
     },
     "root": {"handlers": ["stdout"], "level": "INFO"},
 }

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from core.views import ApiNotFoundApi
+from core.apis import NotFoundApi
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
@@ -11,11 +11,11 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     # Anything else under /api/ is a 404 in the API's error shape, whatever DEBUG says.
-    re_path(r"^api/", ApiNotFoundApi.as_view()),
+    re_path(r"^api/", NotFoundApi.as_view()),
     path("admin/", admin.site.urls),
 ]
 
-handler400 = "core.views.bad_request"
-handler403 = "core.views.permission_denied"
-handler404 = "core.views.page_not_found"
-handler500 = "core.views.server_error"
+handler400 = "core.exceptions.bad_request"
+handler403 = "core.exceptions.permission_denied"
+handler404 = "core.exceptions.page_not_found"
+handler500 = "core.exceptions.server_error"

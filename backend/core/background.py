@@ -49,7 +49,7 @@ def _forget(future: Future[None]) -> None:
 
 
 def drain(timeout: float = 10.0) -> None:
-    """Wait for the jobs submitted so far (tests, and shutdown hooks)."""
+    """Wait for the jobs submitted so far (the tests call it after each test)."""
     with _lock:
         pending = set(_pending)
     wait(pending, timeout=timeout)

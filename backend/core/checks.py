@@ -8,9 +8,8 @@ from django.conf import settings
 from django.contrib.auth.hashers import get_hashers
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from core.rates import Rate
+from core import rate_limit
 
-REQUIRED_THROTTLE_SCOPES = ("anon", "user", "auth", "login_failures", "password_reset_mail")
 SESSION_ENGINES_SURVIVING_CACHE_LOSS = (
     "django.contrib.sessions.backends.cached_db",
     "django.contrib.sessions.backends.db",
@@ -50,15 +49,18 @@ def check_api_defaults(app_configs: Sequence[Any] | None, **kwargs: Any) -> list
                 id="core.E003",
             )
         )
+    # The one place rates are validated: a malformed THROTTLE_* value stops runserver and migrate (which
+    # the production stack runs before the backend starts) naming the variable.
     rates = rest.get("DEFAULT_THROTTLE_RATES", {})
-    for scope in REQUIRED_THROTTLE_SCOPES:
+    for scope in rate_limit.SCOPES:
         try:
-            Rate.parse(rates[scope])
+            rate_limit.Rate.parse(rates[scope])
         except (KeyError, TypeError, ValueError):
             problems.append(
                 Error(
                     f"Throttle rate {scope!r} is missing or malformed: {rates.get(scope)!r}.",
-                    hint="Set it in REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'], e.g. '10/m' or '5/15m'.",
+                    hint=f"Set {rate_limit.variable_for(scope)} to a rate like 10/m, 100/h or 5/15m "
+                    "(requests per optional number of s, m, h or d).",
                     id="core.E004",
                 )
             )

@@ -1,7 +1,9 @@
-"""The one exception handler: every error of the API gets the body {"message", "code", "details"}.
+"""Every error response of the API, with the body {"message", "code", "details"} (codes: core.errors).
 
-DRF calls custom_exception_handler for anything a view raises; core.views uses error_response for the
-errors Django raises before or outside DRF (CSRF middleware, unmatched URLs, crashes), so both agree.
+DRF calls custom_exception_handler for anything an API view raises. The Django handlers below
+(handler400/403/404/500 in config.urls, CSRF_FAILURE_VIEW) answer the errors Django raises before or
+outside DRF (CSRF middleware, disallowed hosts, crashes) with the same body under /api/, and with
+Django's own pages elsewhere (the admin).
 """
 
 import logging
@@ -10,14 +12,16 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import csrf as django_csrf
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from core import errors
 from core.errors import ApplicationError, ErrorCode
-from core.request_context import current_request_id
+from core.request_context import request_id
 
 logger = logging.getLogger(__name__)
 
@@ -54,24 +58,24 @@ _CODES: dict[type[exceptions.APIException], ErrorCode] = {
 }
 
 
-def error_body(message: str, code: ErrorCode, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def _error_body(message: str, code: ErrorCode, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"message": message, "code": code.code, "details": details or {}}
 
 
-def error_response(
+def _error_response(
     message: str,
     code: ErrorCode,
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    return Response(error_body(message, code, details), status=code.status, headers=headers)
+    return Response(_error_body(message, code, details), status=code.status, headers=headers)
 
 
-def django_error_response(
+def _django_error_response(
     message: str, code: ErrorCode, details: dict[str, Any] | None = None
 ) -> JsonResponse:
-    """The same body for plain Django views (CSRF middleware, URL resolver, crashes) under /api/."""
-    return JsonResponse(error_body(message, code, details), status=code.status)
+    """The same body for the plain Django handlers below."""
+    return JsonResponse(_error_body(message, code, details), status=code.status)
 
 
 def _from_django(exc: Exception) -> Exception:
@@ -104,7 +108,7 @@ def _code_for(exc: exceptions.APIException) -> ErrorCode:
 def _api_exception_response(exc: exceptions.APIException) -> Response:
     if isinstance(exc, exceptions.Throttled):
         error = errors.throttled(getattr(exc, "wait", None) or 1)
-        return error_response(error.message, error.code, error.details, error.headers)
+        return _error_response(error.message, error.code, error.details, error.headers)
 
     message = str(exc.detail)
     details: dict[str, Any] = {}
@@ -116,26 +120,69 @@ def _api_exception_response(exc: exceptions.APIException) -> Response:
     # Set by DRF for 401s from the authenticator's authenticate_header().
     auth_header = getattr(exc, "auth_header", None)
     headers = {"WWW-Authenticate": auth_header} if auth_header else None
-    return error_response(message, _code_for(exc), details, headers)
+    return _error_response(message, _code_for(exc), details, headers)
 
 
-def internal_error_body() -> dict[str, Any]:
+def _internal_error_body() -> dict[str, Any]:
     """The 500 body: no traceback, only the request id that finds it in the logs."""
-    return error_body("Internal server error.", errors.INTERNAL_ERROR, {"request_id": current_request_id()})
+    return _error_body("Internal server error.", errors.INTERNAL_ERROR, {"request_id": request_id.get()})
 
 
 def custom_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     exc = _from_django(exc)
     if isinstance(exc, ApplicationError):
-        response = error_response(exc.message, exc.code, exc.details, exc.headers)
+        response = _error_response(exc.message, exc.code, exc.details, exc.headers)
     elif isinstance(exc, exceptions.APIException):
         response = _api_exception_response(exc)
     else:
         # The traceback goes to the log, with the request id; the client gets only the id.
         logger.error("Unhandled exception in %s", type(context.get("view")).__name__, exc_info=exc)
-        response = Response(internal_error_body(), status=errors.INTERNAL_ERROR.status)
+        response = Response(_internal_error_body(), status=errors.INTERNAL_ERROR.status)
     # Imported here: DRF imports this module (via the authentication class) while loading its views.
     from rest_framework.views import set_rollback
 
     set_rollback()
     return response
+
+
+# ---------------------------------------------------------------- Django's error handlers
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: CsrfViewMiddleware's rejections, for views not checked by DRF."""
+    if _is_api(request):
+        return _django_error_response(
+            f"CSRF verification failed: {reason}", errors.CSRF_FAILED, {"reason": reason}
+        )
+    return django_csrf.csrf_failure(request, reason)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Requests Django refuses before any view (a Host not in ALLOWED_HOSTS, other suspicious input)."""
+    if _is_api(request):
+        return _django_error_response("Bad request.", errors.BAD_REQUEST)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return _django_error_response(
+            "You do not have permission to perform this action.", errors.PERMISSION_DENIED
+        )
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return _django_error_response("Not found.", errors.NOT_FOUND)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(_internal_error_body(), status=errors.INTERNAL_ERROR.status)
+    return defaults.server_error(request)

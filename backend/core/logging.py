@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from core.request_context import current_request_id
+from core.request_context import request_id
 
 # Fields that code may pass in `extra=`, copied into JSON lines when present.
 EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "bytes", "user_id", "client_ip")
@@ -21,7 +21,7 @@ EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "bytes", "user_id", "
 class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
-            record.request_id = current_request_id()
+            record.request_id = request_id.get()
         return True
 
 

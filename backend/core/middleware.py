@@ -7,21 +7,19 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import empty
 
-from core.http import client_ip
-from core.request_context import bind_request_id, request_id_from_header, unbind_request_id
+from core.request_context import client_ip, request_id, request_id_from_header
 
 access_logger = logging.getLogger("core.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
-# Container health checks poll these every few seconds; their successes are logged at DEBUG only.
-HEALTH_PATH_PREFIX = "/api/v1/health/"
 
-
-def access_level(path: str, status: int) -> int:
+def access_level(request: HttpRequest, status: int) -> int:
+    """ERROR for 5xx; DEBUG for the successes of views polled by health checks (``polled = True``)."""
     if status >= 500:
         return logging.ERROR
-    if status == 200 and path.startswith(HEALTH_PATH_PREFIX):
+    view_class = getattr(getattr(request.resolver_match, "func", None), "view_class", None)
+    if status == 200 and getattr(view_class, "polled", False):
         return logging.DEBUG
     return logging.INFO
 
@@ -42,15 +40,15 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        request_id = request_id_from_header(request.headers.get(REQUEST_ID_HEADER))
-        token = bind_request_id(request_id)
+        current_id = request_id_from_header(request.headers.get(REQUEST_ID_HEADER))
+        token = request_id.set(current_id)
         started = time.perf_counter()
         try:
             response = self.get_response(request)
-            response[REQUEST_ID_HEADER] = request_id
+            response[REQUEST_ID_HEADER] = current_id
             duration_ms = round((time.perf_counter() - started) * 1000, 1)
             access_logger.log(
-                access_level(request.path, response.status_code),
+                access_level(request, response.status_code),
                 "%s %s %s %sms",
                 request.method,
                 request.path,
@@ -68,4 +66,4 @@ class RequestIdMiddleware:
             )
             return response
         finally:
-            unbind_request_id(token)
+            request_id.reset(token)

@@ -1,16 +1,56 @@
-"""Fixed-window counters in the shared cache, for throttles and per-account limits.
+"""Rate limits: the rate grammar ('10/m', '5/15m'), the configured rate of each scope, and fixed-window
+counters in the shared cache. The DRF throttles (core.throttling) and the per-account limits of
+accounts.services count with these.
 
 The counter is incremented atomically (INCR in Redis), so concurrent requests in several processes cannot
 slip past a limit the way DRF's read-modify-write history list can.
 """
 
+import functools
+import re
 import time
+from dataclasses import dataclass
+from typing import cast
 
+from django.conf import settings
 from django.core.cache import cache
 
-from core.rates import Rate
+# The scopes of REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]; each one's rate comes from THROTTLE_<SCOPE>.
+ANON = "anon"
+USER = "user"
+AUTH = "auth"
+LOGIN_FAILURES = "login_failures"
+PASSWORD_RESET_MAIL = "password_reset_mail"  # noqa: S105 (a scope name)
+SCOPES = (ANON, USER, AUTH, LOGIN_FAILURES, PASSWORD_RESET_MAIL)
 
-__all__ = ["Rate", "hit", "reset"]
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    limit: int
+    period: int  # seconds
+
+    @classmethod
+    @functools.cache
+    def parse(cls, text: str) -> "Rate":
+        """'10/m', '100/h', '5/15m' (five per fifteen minutes)."""
+        match = re.fullmatch(r"(\d+)/([1-9]\d*)?([smhd])", text)
+        if not match:
+            raise ValueError(f"Malformed rate {text!r}: expected e.g. 10/m, 100/h or 5/15m.")
+        limit, multiple, unit = match.groups()
+        return cls(limit=int(limit), period=int(multiple or 1) * _UNITS[unit])
+
+
+def variable_for(scope: str) -> str:
+    """The environment variable that sets a scope's rate (base.py reads it)."""
+    return f"THROTTLE_{scope.upper()}"
+
+
+def configured_rate(scope: str) -> Rate:
+    """The scope's rate from settings; check core.E004 has already refused a malformed one at start-up."""
+    rates = cast(dict[str, str], settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
+    return Rate.parse(rates[scope])
 
 
 def _window_start(now: float, rate: Rate) -> int:

@@ -1,18 +1,20 @@
-"""The id of the request being served, for log records and error bodies, in this thread or task."""
+"""Facts about the request being served: its id (for log records and error bodies, in this thread or
+task) and the client's address as the proxies in front of the app report it."""
 
+import ipaddress
 import re
 import uuid
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 
-_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+from django.conf import settings
+from django.http import HttpRequest
+
+# Set by core.middleware.RequestIdMiddleware for the duration of a request; background jobs inherit it.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # What we accept from the proxy: nginx's $request_id is 32 hex digits; UUIDs and similar ids also pass.
 # Anything else (too long, odd characters) is replaced, so the header cannot inject into log lines.
 _VALID_ID = re.compile(r"[A-Za-z0-9._-]{8,128}")
-
-
-def current_request_id() -> str | None:
-    return _request_id.get()
 
 
 def request_id_from_header(value: str | None) -> str:
@@ -21,9 +23,24 @@ def request_id_from_header(value: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def bind_request_id(request_id: str) -> Token[str | None]:
-    return _request_id.set(request_id)
+def client_ip(request: HttpRequest) -> str:
+    """The client's address, trusting X-Forwarded-For only as far as TRUSTED_PROXY_COUNT proxies.
 
-
-def unbind_request_id(token: Token[str | None]) -> None:
-    _request_id.reset(token)
+    Each proxy appends the address it received the request from, so with N trusted proxies the client
+    is the N-th entry from the right. Entries further left were sent by the client and are ignored: a
+    forged header cannot move a client into a fresh throttle bucket.
+    """
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    hops: int = settings.TRUSTED_PROXY_COUNT
+    if hops == 0:
+        return remote
+    forwarded = [
+        entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if entry.strip()
+    ]
+    if not forwarded:
+        return remote
+    candidate = forwarded[-min(hops, len(forwarded))]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote

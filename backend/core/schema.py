@@ -6,22 +6,18 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse
 
+from core.errors import ALL_CODES
 from core.serializers import ErrorSerializer
-
-_DESCRIPTIONS = {
-    400: "VALIDATION_ERROR, PARSE_ERROR or an endpoint-specific code",
-    401: "NOT_AUTHENTICATED: no valid session",
-    403: "CSRF_FAILED or PERMISSION_DENIED",
-    413: "REQUEST_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    429: "THROTTLED; Retry-After says when to try again",
-    503: "SERVICE_UNAVAILABLE",
-}
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """The error body for each status, described by the codes that status can carry."""
     return {
-        status: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[status]) for status in statuses
+        status: OpenApiResponse(
+            ErrorSerializer,
+            description=" or ".join(code.code for code in ALL_CODES if code.status == status),
+        )
+        for status in statuses
     }
 
 

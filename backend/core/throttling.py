@@ -1,25 +1,19 @@
-"""DRF throttles on core.rate_limit counters.
+"""The DRF throttles, on core.rate_limit counters.
 
 Rates are read from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] on each request, and clients are told apart
-by core.http.client_ip, which trusts X-Forwarded-For only through the configured proxies.
+by core.request_context.client_ip, which trusts X-Forwarded-For only through the configured proxies.
 """
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 if TYPE_CHECKING:  # DRF imports this module while loading its views
     from rest_framework.views import APIView
 
 from core import rate_limit
-from core.http import client_ip
-
-
-def configured_rate(scope: str) -> rate_limit.Rate:
-    rates = cast(dict[str, str], api_settings.DEFAULT_THROTTLE_RATES)
-    return rate_limit.Rate.parse(rates[scope])
+from core.request_context import client_ip
 
 
 class _CounterThrottle(BaseThrottle):
@@ -32,7 +26,7 @@ class _CounterThrottle(BaseThrottle):
         if scoped is None:
             return True
         scope, ident = scoped
-        self._wait = rate_limit.hit(f"throttle:{scope}:{ident}", configured_rate(scope))
+        self._wait = rate_limit.hit(f"throttle:{scope}:{ident}", rate_limit.configured_rate(scope))
         return self._wait is None
 
     def wait(self) -> float | None:
@@ -45,7 +39,7 @@ class AnonRateThrottle(_CounterThrottle):
     def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
         if request.user and request.user.is_authenticated:
             return None
-        return "anon", client_ip(request._request)
+        return rate_limit.ANON, client_ip(request._request)
 
 
 class UserRateThrottle(_CounterThrottle):
@@ -54,11 +48,11 @@ class UserRateThrottle(_CounterThrottle):
     def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
         if not (request.user and request.user.is_authenticated):
             return None
-        return "user", str(request.user.pk)
+        return rate_limit.USER, str(request.user.pk)
 
 
 class ScopedRateThrottle(_CounterThrottle):
-    """The rate named by the view's ``throttle_scope`` (e.g. 'auth'), per client address."""
+    """The rate named by the view's ``throttle_scope`` (e.g. rate_limit.AUTH), per client address."""
 
     def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
         scope = getattr(view, "throttle_scope", None)

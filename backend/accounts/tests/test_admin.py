@@ -6,8 +6,8 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
-from conftest import SpaClient
-from core.throttling import configured_rate
+from core.rate_limit import configured_rate
+from testing import SpaClient
 
 ADMIN_LOGIN = "/admin/login/?next=/admin/"
 TOO_MANY = "Too many failed logins"

@@ -5,9 +5,8 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 
 from accounts.tests.factories import PASSWORD
-from accounts.tests.utils import ME, assert_error, assert_throttled, logged_in_id
-from conftest import SpaClient, logged_in_client
-from core.throttling import configured_rate
+from core.rate_limit import configured_rate
+from testing import ME, SpaClient, assert_error, assert_throttled, logged_in_client, logged_in_id
 
 LOGIN = "/api/v1/auth/login"
 LOGOUT = "/api/v1/auth/logout"
@@ -114,7 +113,7 @@ def test_login_requires_email_and_password(client, user, missing):
     body = {"email": user.email, "password": PASSWORD}
     del body[missing]
 
-    details = assert_error(client.post(LOGIN, body), 400, "VALIDATION_ERROR")
+    details = assert_error(client.post(LOGIN, body), 400, "VALIDATION_ERROR")["details"]
 
     assert set(details) == {missing}
 
@@ -123,7 +122,7 @@ def test_login_requires_email_and_password(client, user, missing):
 def test_login_refuses_unknown_fields(client, user):
     response = client.post(LOGIN, {"email": user.email, "password": PASSWORD, "remember_me": True})
 
-    assert set(assert_error(response, 400, "VALIDATION_ERROR")) == {"remember_me"}
+    assert set(assert_error(response, 400, "VALIDATION_ERROR")["details"]) == {"remember_me"}
     assert logged_in_id(client) is None
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from accounts.models import User
-from accounts.tests.utils import ME, assert_error
+from testing import ME, assert_error
 
 
 @pytest.mark.django_db
@@ -73,7 +73,7 @@ def test_patch_me_refuses_fields_other_than_the_names(user_client, user, changes
 
     response = user_client.patch(ME, changes)
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert set(details) == set(changes) - {"first_name"}
     assert User.objects.values().get(pk=user.pk) == before
 
@@ -85,7 +85,7 @@ def test_patch_me_refuses_names_over_150_characters(user_client, user, field):
 
     response = user_client.patch(ME, {field: "x" * 151})
 
-    assert set(assert_error(response, 400, "VALIDATION_ERROR")) == {field}
+    assert set(assert_error(response, 400, "VALIDATION_ERROR")["details"]) == {field}
     user.refresh_from_db()
     assert getattr(user, field) == before
 

@@ -9,10 +9,9 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
-from accounts.tests.utils import assert_error, logged_in_id
-from conftest import SpaClient, logged_in_client
 from core import background
-from core.throttling import configured_rate
+from core.rate_limit import configured_rate
+from testing import SpaClient, assert_error, logged_in_client, logged_in_id
 
 LOGIN = "/api/v1/auth/login"
 CHANGE = "/api/v1/auth/password/change"
@@ -71,7 +70,7 @@ def test_change_password_keeps_this_session_and_ends_the_others(user):
 def test_change_password_with_a_wrong_current_password_is_refused(user_client, user):
     response = user_client.post(CHANGE, {"current_password": "not my password", "new_password": NEW_PASSWORD})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert set(details) == {"current_password"}
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
@@ -93,7 +92,7 @@ def test_change_password_with_a_wrong_current_password_is_refused(user_client, u
 def test_change_password_to_a_weak_one_is_refused(user_client, user, weak_password):
     response = user_client.post(CHANGE, {"current_password": PASSWORD, "new_password": weak_password(user)})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert set(details) == {"new_password"}
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
@@ -115,7 +114,7 @@ def test_change_password_requires_both_fields(user_client, user, missing):
     body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
     del body[missing]
 
-    assert set(assert_error(user_client.post(CHANGE, body), 400, "VALIDATION_ERROR")) == {missing}
+    assert set(assert_error(user_client.post(CHANGE, body), 400, "VALIDATION_ERROR")["details"]) == {missing}
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
 
@@ -186,7 +185,7 @@ def test_reset_mails_per_address_are_limited(user, other_user, mailoutbox):
 @pytest.mark.django_db
 @pytest.mark.parametrize("body", [{"email": "not-an-email"}, {}, {"email": "a@example.com", "extra": 1}])
 def test_reset_request_validates_its_input(client, body, mailoutbox):
-    details = assert_error(client.post(RESET, body), 400, "VALIDATION_ERROR")
+    details = assert_error(client.post(RESET, body), 400, "VALIDATION_ERROR")["details"]
 
     assert set(details) == ({"extra"} if "extra" in body else {"email"})
     assert sent_mail(mailoutbox) == []
@@ -275,7 +274,7 @@ def test_reset_to_a_weak_password_is_refused_and_the_token_stays_usable(client, 
 
     weak = client.post(CONFIRM, {**params, "new_password": new_password})
 
-    assert set(assert_error(weak, 400, "VALIDATION_ERROR")) == {"new_password"}
+    assert set(assert_error(weak, 400, "VALIDATION_ERROR")["details"]) == {"new_password"}
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
     strong = client.post(CONFIRM, {**params, "new_password": NEW_PASSWORD})

@@ -2,7 +2,7 @@ import pytest
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
-from accounts.tests.utils import ME, assert_error, logged_in_id
+from testing import ME, assert_error, logged_in_id
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
@@ -55,7 +55,7 @@ def test_signup_with_a_taken_email_in_any_case_is_refused(client, email):
 
     response = client.post(SIGNUP, {"email": email, "password": PASSWORD})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert set(details) == {"email"}
     assert User.objects.count() == 1
     assert logged_in_id(client) is None
@@ -66,7 +66,7 @@ def test_signup_with_a_taken_email_in_any_case_is_refused(client, email):
 def test_signup_with_an_invalid_email_is_refused(client, email):
     response = client.post(SIGNUP, {"email": email, "password": PASSWORD})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert set(details) == {"email"}
     assert not User.objects.exists()
 
@@ -85,7 +85,7 @@ def test_signup_with_an_invalid_email_is_refused(client, email):
 def test_signup_with_a_weak_password_is_refused(client, password, message):
     response = client.post(SIGNUP, {"email": "sebastian.kowalski@example.com", "password": password})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert set(details) == {"password"}
     assert message in details["password"]
     assert not User.objects.exists()
@@ -109,7 +109,7 @@ def test_signup_refuses_a_password_over_256_characters(client):
 
     response = client.post(SIGNUP, {"email": "long@example.com", "password": password})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert details["password"] == ["This password is too long. It must contain at most 256 characters."]
     assert not User.objects.exists()
 
@@ -135,7 +135,7 @@ def test_signup_does_not_trim_the_password(client):
 def test_signup_refuses_unknown_fields_and_creates_nobody(client, extra):
     response = client.post(SIGNUP, {"email": "eve@example.com", "password": PASSWORD, **extra})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert set(details) == set(extra)
     assert not User.objects.exists()
     assert logged_in_id(client) is None
@@ -149,7 +149,7 @@ def test_signup_requires_email_and_password(client, missing):
 
     response = client.post(SIGNUP, body)
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert set(details) == {missing}
     assert not User.objects.exists()
 
@@ -159,7 +159,7 @@ def test_signup_requires_email_and_password(client, missing):
 def test_signup_refuses_names_over_150_characters(client, field):
     response = client.post(SIGNUP, {"email": "grace@example.com", "password": PASSWORD, field: "x" * 151})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
     assert set(details) == {field}
     assert not User.objects.exists()
 

@@ -4,9 +4,8 @@ import pytest
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
-from accounts.tests.utils import assert_throttled
-from conftest import SpaClient
-from core.throttling import configured_rate
+from core.rate_limit import configured_rate
+from testing import SpaClient, assert_throttled
 
 ADDRESS = "198.51.100.7"
 OTHER_ADDRESS = "198.51.100.8"

@@ -13,9 +13,8 @@ from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
-from accounts.tests.utils import ME, assert_error, logged_in_id
-from conftest import SpaClient, logged_in_client
 from core import background
+from testing import ME, SpaClient, assert_error, logged_in_client, logged_in_id
 
 CSRF = "/api/v1/auth/csrf"
 LOGIN = "/api/v1/auth/login"
@@ -120,7 +119,7 @@ def test_forged_request_is_refused_without_side_effects(user, other_user, endpoi
 
     response = forge(client, endpoint, body, attack)
 
-    details = assert_error(response, 403, "CSRF_FAILED")
+    details = assert_error(response, 403, "CSRF_FAILED")["details"]
     assert EXPECTED_REASON[attack](details["reason"]), details
     assert state(client) == before
 

@@ -12,7 +12,7 @@ from django.test import override_settings
 from accounts.hashers import Argon2idPasswordHasher
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
-from conftest import SpaClient
+from testing import SpaClient
 
 PREFIX = "argon2$argon2id$v=19$m=19456,t=2,p=1$"
 

@@ -17,7 +17,6 @@ from config.env import (
     env_str,
     env_url,
 )
-from core.rates import Rate
 
 BASE_DIR = BACKEND_DIR
 
@@ -154,7 +153,7 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 
 PASSWORD_HASHERS = [
-    # Argon2id with parameters chosen in accounts.hashers (measured cost in the README).
+    # Argon2id with parameters chosen in accounts.hashers (measured cost in docs/decisions.md).
     "accounts.hashers.Argon2idPasswordHasher",
     # Only to verify (and then upgrade) hashes imported from elsewhere.
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -190,7 +189,6 @@ PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 60 * 60, min_value=60
 
 # ---------------------------------------------------------------- CSRF and CORS
 
-# Frontend origins allowed to call the API with credentials, e.g. http://localhost:5173.
 # Frontend origins allowed to call the API with credentials. None by default; local.py allows the usual
 # dev-server ports. The SPA served by the same nginx host needs no entry.
 CORS_ALLOWED_ORIGINS = env_origins("CORS_ALLOWED_ORIGINS", [])
@@ -202,7 +200,7 @@ CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
 CSRF_TRUSTED_ORIGINS = env_origins("CSRF_TRUSTED_ORIGINS", CORS_ALLOWED_ORIGINS)
 CSRF_COOKIE_HTTPONLY = False  # The SPA reads the csrftoken cookie to send it back as X-CSRFToken.
 CSRF_COOKIE_SAMESITE = "Lax"
-CSRF_FAILURE_VIEW = "core.views.csrf_failure"
+CSRF_FAILURE_VIEW = "core.exceptions.csrf_failure"
 
 # ---------------------------------------------------------------- requests and proxies
 
@@ -223,14 +221,6 @@ APPEND_SLASH = False
 # ---------------------------------------------------------------- REST framework
 
 
-def _rate_problem(rate: str) -> str | None:
-    try:
-        Rate.parse(rate)
-    except ValueError:
-        return "a rate like 10/m, 100/h or 5/15m (requests per optional number of s, m, h or d)"
-    return None
-
-
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["core.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -242,15 +232,16 @@ REST_FRAMEWORK = {
         # The rate named by a view's throttle_scope, e.g. "auth" below.
         "core.throttling.ScopedRateThrottle",
     ],
+    # One rate per scope of core.rate_limit.SCOPES, from THROTTLE_<SCOPE>; check core.E004 validates them.
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env_str("THROTTLE_ANON", "120/m", validate=_rate_problem),
-        "user": env_str("THROTTLE_USER", "600/m", validate=_rate_problem),
+        "anon": env_str("THROTTLE_ANON", "120/m"),
+        "user": env_str("THROTTLE_USER", "600/m"),
         # Signup, login and the password endpoints, per client address.
-        "auth": env_str("THROTTLE_AUTH", "10/m", validate=_rate_problem),
+        "auth": env_str("THROTTLE_AUTH", "10/m"),
         # Failed logins per account (any address), so a botnet cannot spread a guessing attack thin.
-        "login_failures": env_str("THROTTLE_LOGIN_FAILURES", "5/15m", validate=_rate_problem),
+        "login_failures": env_str("THROTTLE_LOGIN_FAILURES", "5/15m"),
         # Reset mails per account, so the endpoint cannot be used to flood someone's inbox.
-        "password_reset_mail": env_str("THROTTLE_PASSWORD_RESET_MAIL", "3/h", validate=_rate_problem),
+        "password_reset_mail": env_str("THROTTLE_PASSWORD_RESET_MAIL", "3/h"),
     },
     "EXCEPTION_HANDLER": "core.exceptions.custom_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -286,6 +277,12 @@ HEALTH_CHECK_TIMEOUT = 2.0
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Hashed, pre-compressed files from collectstatic (run at image build, with these base settings), served
+# by WhiteNoise. With DEBUG on (local settings) files are served by their plain names instead.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # ---------------------------------------------------------------- email
 

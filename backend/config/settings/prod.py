@@ -32,12 +32,6 @@ CSRF_COOKIE_SECURE = True
 # nginx sends Strict-Transport-Security on every response, error pages included, so Django does not.
 SILENCED_SYSTEM_CHECKS = ["security.W004"]
 
-# ---------------------------------------------------------------- static files and logs
-
-# Hashed, pre-compressed files from collectstatic (run at image build), served by WhiteNoise.
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-}
+# ---------------------------------------------------------------- logs
 
 LOG_FORMAT = env_choice("LOG_FORMAT", ("text", "json"), "json")

@@ -4,21 +4,20 @@ import logging
 import threading
 import time
 
-from core import background
-from core.request_context import bind_request_id, current_request_id, unbind_request_id
+from core import background, request_context
 
 
 def test_job_runs_in_another_thread_with_the_submitting_requests_id():
     seen: list[tuple[str | None, str]] = []
 
     def job(label: str) -> None:
-        seen.append((current_request_id(), f"{label} in {threading.current_thread().name}"))
+        seen.append((request_context.request_id.get(), f"{label} in {threading.current_thread().name}"))
 
-    token = bind_request_id("request-one-1234")
+    token = request_context.request_id.set("request-one-1234")
     try:
         background.submit(job, "first")
     finally:
-        unbind_request_id(token)
+        request_context.request_id.reset(token)
     # The request is over (its id unbound) before the job is sure to have run.
     background.drain()
 
@@ -34,20 +33,20 @@ def test_each_job_keeps_the_id_of_its_own_request():
 
     def job() -> None:
         release.wait(timeout=5)
-        seen.append(current_request_id())
+        seen.append(request_context.request_id.get())
 
     for request_id in ("request-aaaa-1", "request-bbbb-2", "request-cccc-3"):
-        token = bind_request_id(request_id)
+        token = request_context.request_id.set(request_id)
         try:
             background.submit(job)
         finally:
-            unbind_request_id(token)
+            request_context.request_id.reset(token)
     background.submit(job)  # outside any request
     release.set()
     background.drain()
 
     assert sorted(seen, key=str) == [None, "request-aaaa-1", "request-bbbb-2", "request-cccc-3"]
-    assert current_request_id() is None
+    assert request_context.request_id.get() is None
 
 
 def test_drain_waits_for_every_job_submitted():
@@ -107,16 +106,16 @@ def test_a_failing_job_is_logged_with_its_requests_id():
 
     class RecordRequestId(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            ids_in_log.append(current_request_id())
+            ids_in_log.append(request_context.request_id.get())
 
     handler = RecordRequestId(level=logging.ERROR)
     logging.getLogger("core.background").addHandler(handler)
     try:
-        token = bind_request_id("request-fail-99")
+        token = request_context.request_id.set("request-fail-99")
         try:
             background.submit(int, "not a number")
         finally:
-            unbind_request_id(token)
+            request_context.request_id.reset(token)
         background.drain()
     finally:
         logging.getLogger("core.background").removeHandler(handler)

@@ -11,15 +11,14 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from accounts.services import EMAIL_TAKEN
-from config.env import BACKEND_DIR
-from conftest import SpaClient
+from accounts.models import EMAIL_TAKEN
 from core import errors, health
 from core.errors import ErrorCode
 from core.exceptions import RequestTooLarge
 from core.logging import RequestContextFilter
 from core.parsers import JSONParser
 from core.tests.urls import CRASH_MESSAGE
+from testing import SpaClient, assert_error
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
@@ -31,23 +30,8 @@ with_test_views = pytest.mark.urls("core.tests.urls")
 
 
 def error_body(response: Any, code: ErrorCode) -> dict[str, Any]:
-    """The body of an error response, after checking its shape, code and status."""
-    assert response.status_code == code.status, response.content
-    assert response["Content-Type"].split(";")[0] == "application/json", response.content
-    body: dict[str, Any] = json.loads(response.content)
-    assert set(body) == {"message", "code", "details"}
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    assert body["code"] == code.code
-    assert isinstance(body["details"], dict)
-    return body
-
-
-def test_readme_documents_every_error_code():
-    readme = BACKEND_DIR.parent / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-
-    assert [code.code for code in errors.ALL_CODES if code.code not in text] == []
+    """The body of an error response with this code, after checking its shape and status."""
+    return assert_error(response, code.status, code.code)
 
 
 # ---------------------------------------------------------------- 400

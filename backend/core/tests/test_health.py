@@ -9,6 +9,7 @@ import pytest
 from django.db.utils import ConnectionHandler
 
 from core import health
+from testing import assert_error
 
 LIVE = "/api/v1/health/live"
 READY = "/api/v1/health/ready"
@@ -127,10 +128,7 @@ def test_health_is_not_throttled(client, db, settings):
 
 def assert_unavailable(response, checks: dict[str, str]) -> dict[str, Any]:
     """503 SERVICE_UNAVAILABLE in the API's error shape, with these check results; returns the body."""
-    assert response.status_code == 503
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"message", "code", "details"}
-    assert body["code"] == "SERVICE_UNAVAILABLE"
+    body = assert_error(response, 503, "SERVICE_UNAVAILABLE")
     assert body["details"] == {"checks": checks}
     return body
 

@@ -13,9 +13,8 @@ import pytest
 from django.conf import settings
 from django.core import mail
 
-from core import background
+from core import background, request_context
 from core.logging import JsonFormatter, RequestContextFilter, TextFormatter, formatter_from_settings
-from core.request_context import bind_request_id, unbind_request_id
 
 REQUEST_ID = "req-0123456789"
 
@@ -60,9 +59,9 @@ def text_log() -> Iterator[Captured]:
 
 @pytest.fixture
 def in_request() -> Iterator[str]:
-    token = bind_request_id(REQUEST_ID)
+    token = request_context.request_id.set(REQUEST_ID)
     yield REQUEST_ID
-    unbind_request_id(token)
+    request_context.request_id.reset(token)
 
 
 # ---------------------------------------------------------------- JSON

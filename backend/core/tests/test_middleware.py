@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from conftest import SpaClient
 from core.middleware import access_logger
+from testing import SpaClient
 
 LIVE = "/api/v1/health/live"
 ME = "/api/v1/auth/me"

@@ -1,9 +1,9 @@
 """core.throttling through the API: the anon, user and auth rates, the 429 they answer, and which client
-address they count (core.http.client_ip behind nginx)."""
+address they count (core.request_context.client_ip behind nginx)."""
 
 import pytest
 
-from conftest import logged_in_client
+from testing import logged_in_client
 
 CSRF = "/api/v1/auth/csrf"  # anonymous, no scope: only the anon rate applies
 ME = "/api/v1/auth/me"

@@ -1,9 +1,9 @@
-"""core.http.client_ip: X-Forwarded-For is trusted exactly as far as TRUSTED_PROXY_COUNT proxies."""
+"""core.request_context.client_ip: X-Forwarded-For is trusted as far as TRUSTED_PROXY_COUNT proxies."""
 
 import pytest
 from django.test import RequestFactory
 
-from core.http import client_ip
+from core.request_context import client_ip
 
 PROXY = "172.18.0.5"  # the address nginx connects from
 

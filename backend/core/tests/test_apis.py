@@ -1,8 +1,10 @@
-"""core.views: the API docs under the API_DOCS setting, and the 404 for every unknown path under /api/."""
+"""core.apis: the API docs under the API_DOCS setting, and the 404 for every unknown path under /api/."""
 
 from html.parser import HTMLParser
 
 import pytest
+
+from testing import assert_error
 
 SCHEMA = "/api/v1/schema"
 DOCS = "/api/v1/docs"
@@ -23,14 +25,6 @@ def asset_urls(html: str) -> list[tuple[str, str]]:
     parser = AssetLinks()
     parser.feed(html)
     return parser.urls
-
-
-def assert_error(response, status: int, code: str) -> None:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"message", "code", "details"}
-    assert body["code"] == code
 
 
 # ---------------------------------------------------------------- API docs

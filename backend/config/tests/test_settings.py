@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from config.env import BACKEND_DIR
+from config.tests.variables import SETTINGS_MODULES, variables_read_by
 
 # What a child process prints: the settings named on its command line, as JSON.
 SHOW_SETTINGS = """
@@ -28,30 +29,20 @@ LOG_AND_SHOW_SETTINGS = (
 )
 
 
-def _variables_read_by_settings() -> set[str]:
-    """Every NAME (and NAME_FILE) the settings modules read, so a child gets each one from us alone."""
-    names: set[str] = set()
-    for module in (BACKEND_DIR / "config" / "settings").glob("*.py"):
-        names.update(re.findall(r'\benv_\w+\(\s*"([A-Z][A-Z0-9_]*)"', module.read_text()))
-    assert {"SECRET_KEY", "DB_HOST", "REDIS_URL", "ALLOWED_HOSTS", "LOG_FORMAT"} <= names
-    return names | {f"{name}_FILE" for name in names}
-
-
-SETTINGS_VARIABLES = _variables_read_by_settings()
-
-# Sample values: loading settings and running the checks contacts neither the database nor Redis.
-PROD = {
-    "DJANGO_SETTINGS_MODULE": "config.settings.prod",
-    "SECRET_KEY": secrets.token_urlsafe(50),
-    "ALLOWED_HOSTS": "api.example.com",
-    "DB_NAME": "app",
-    "DB_USER": "app_user",
-    "DB_PASSWORD": "db-password",
-    "DB_HOST": "db",
-    "DB_PORT": "5432",
-    "REDIS_URL": "redis://:redis-password@redis:6379/0",
-    "CORS_ALLOWED_ORIGINS": "https://app.example.com",
+# Every NAME (and NAME_FILE) the settings modules read, so a child gets each one from us alone.
+SETTINGS_VARIABLES = {
+    variant for name in variables_read_by(*SETTINGS_MODULES) for variant in (name, f"{name}_FILE")
 }
+
+
+def sample_production_env() -> dict[str, str]:
+    """config/settings/sample-prod.env: what `make check-deploy` loads the production settings with."""
+    lines = (BACKEND_DIR / "config" / "settings" / "sample-prod.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+# Loading settings and running the checks contacts neither the database nor Redis.
+PROD = sample_production_env()
 PROD_REQUIRED = [
     "ALLOWED_HOSTS",
     "DB_NAME",
@@ -144,11 +135,11 @@ def test_prod_starts_with_every_required_variable_and_is_hardened():
     database = values["DATABASES"]["default"]
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert (database["HOST"], database["PORT"], database["NAME"], database["USER"], database["PASSWORD"]) == (
-        "db",
-        5432,
-        "app",
-        "app_user",
-        "db-password",
+        PROD["DB_HOST"],
+        int(PROD["DB_PORT"]),
+        PROD["DB_NAME"],
+        PROD["DB_USER"],
+        PROD["DB_PASSWORD"],
     )
     assert values["CACHES"]["default"]["BACKEND"] == "django_redis.cache.RedisCache"
     assert values["CACHES"]["default"]["LOCATION"] == PROD["REDIS_URL"]
@@ -202,7 +193,6 @@ def test_prod_names_every_missing_variable_at_once():
         ("REDIS_URL", "http://:redis-hunter2@redis:6379/0"),
         ("CORS_ALLOWED_ORIGINS", "https://app.example.com/app"),
         ("CSRF_TRUSTED_ORIGINS", "app.example.com"),
-        ("THROTTLE_AUTH", "10/minute"),
         ("PASSWORD_RESET_URL", "https://app.example.com/reset?uid={uid}"),
         ("SECRET_KEY", "too-short-hunter2"),
         ("API_DOCS", "bogus"),
@@ -216,6 +206,14 @@ def test_prod_refuses_a_malformed_variable_naming_it(name, value):
     assert re.search(rf"\b{name}\b", error)
     assert "malformed" in error
     assert "hunter2" not in error
+
+
+def test_a_malformed_rate_stops_check_and_migrate_naming_the_variable():
+    result = run(["manage.py", "check"], environment({**PROD, "THROTTLE_AUTH": "10/minute"}))
+
+    assert result.returncode != 0
+    assert "core.E004" in result.stderr
+    assert "THROTTLE_AUTH" in result.stderr
 
 
 def test_prod_passes_the_deployment_checks():

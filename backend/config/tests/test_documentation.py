@@ -1,0 +1,234 @@
+"""One home per fact: where a fact has to be written in two places (a variable in the code and in
+.env.example, a timeout in gunicorn and in nginx, a path in a script and in the URLconf), these tests
+check that the places agree. Also: the README's error table is the error codes of core.errors, and the
+frontend guide's snippets are the test SPA's code."""
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from django.conf import settings
+from django.urls import reverse
+
+from config import gunicorn
+from config.env import BACKEND_DIR
+from config.tests.variables import GUNICORN, SETTINGS_MODULES, env_calls, variable_name, variables_read_by
+from core import errors
+
+REPO = BACKEND_DIR.parent
+SETTINGS_DIR = BACKEND_DIR / "config" / "settings"
+ENV_EXAMPLE = (REPO / ".env.example").read_text()
+NGINX_SITE = (REPO / "nginx" / "templates" / "default.conf.template").read_text()
+VARIABLE = r"[A-Z][A-Z0-9_]*"
+
+
+def variables_of_the_compose_files() -> set[str]:
+    """${NAME}, ${NAME:-default} and ${NAME:?message} in compose.yaml and compose.prod.yaml."""
+    names: set[str] = set()
+    for file in ("compose.yaml", "compose.prod.yaml"):
+        names |= set(re.findall(rf"\$\{{({VARIABLE})", (REPO / file).read_text()))
+    return names
+
+
+def compose_file(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((REPO / name).read_text())
+    return loaded
+
+
+# Set by the stacks themselves, not by an operator: gunicorn's trusted proxy network (from EDGE_SUBNET),
+# and the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself).
+SET_BY_THE_STACK = {"FORWARDED_ALLOW_IPS", "ENV_FILE"}
+VARIABLES = sorted(variables_read_by(*SETTINGS_MODULES, GUNICORN) | variables_of_the_compose_files())
+
+
+def test_the_variables_we_expect_are_found():
+    # Guards the parsing above: if it stopped finding names, the tests below would pass vacuously.
+    assert {"SECRET_KEY", "DB_HOST", "REDIS_URL", "CORS_ALLOWED_ORIGINS"} <= variables_read_by(
+        *SETTINGS_MODULES
+    )
+    assert {"GUNICORN_WORKERS", "GUNICORN_THREADS", "FORWARDED_ALLOW_IPS"} <= variables_read_by(GUNICORN)
+    assert {"SECRET_KEY", "SERVER_NAME", "REDIS_PASSWORD", "TLS_CERT_FILE", "HTTPS_PORT"} <= (
+        variables_of_the_compose_files()
+    )
+
+
+# ---------------------------------------------------------------- variables: .env.example is the reference
+
+
+@pytest.mark.parametrize("name", [name for name in VARIABLES if name not in SET_BY_THE_STACK])
+def test_env_example_describes_variable(name):
+    match = re.search(rf"((?:^#.*\n)+)((?:^{VARIABLE}=\n)*)^{name}=(.*)$", ENV_EXAMPLE, re.MULTILINE)
+    assert match, f"{name} is not in .env.example, under a comment saying what it means"
+    assert match.group(3) == "", f"{name} has a value in .env.example: a copy would pin it"
+
+
+# Whose .env.example entry describes the default in words: a key not to be written down anywhere.
+DEFAULT_IN_WORDS = {"SECRET_KEY"}
+
+
+def constant(node: ast.expr) -> Any:
+    """The value of a constant expression ("5/15m", 60 * 60, ["localhost"]); ValueError for anything
+    that names something (another setting, a function)."""
+    if any(isinstance(child, ast.Name | ast.Call | ast.Attribute) for child in ast.walk(node)):
+        raise ValueError(ast.unparse(node))
+    return eval(compile(ast.Expression(node), "<default>", "eval"), {"__builtins__": {}})  # noqa: S307
+
+
+def literal_defaults() -> dict[str, str]:
+    """Each variable whose default in base.py or gunicorn.py is a constant, as .env.example writes it."""
+    defaults = {}
+    for path in (SETTINGS_DIR / "base.py", GUNICORN):
+        for call in env_calls(path):
+            name = variable_name(call)
+            # env_choice and env_url take the choices or schemes before the default.
+            default_at = 2 if call.func.id in ("env_choice", "env_url") else 1  # type: ignore[attr-defined]
+            if len(call.args) <= default_at or name in SET_BY_THE_STACK | DEFAULT_IN_WORDS:
+                continue
+            try:
+                value = constant(call.args[default_at])
+            except ValueError:
+                continue
+            if isinstance(value, bool):
+                defaults[name] = str(value).lower()
+            elif isinstance(value, list) and value:
+                defaults[name] = ",".join(value)
+            elif isinstance(value, str | int) and value != "":
+                defaults[name] = str(value)
+    return defaults
+
+
+def test_the_defaults_are_found():
+    assert {
+        "THROTTLE_ANON",
+        "DB_CONN_MAX_AGE",
+        "ALLOWED_HOSTS",
+        "EMAIL_USE_TLS",
+        "PASSWORD_RESET_TIMEOUT",
+    } <= set(literal_defaults())
+
+
+@pytest.mark.parametrize(("name", "default"), sorted(literal_defaults().items()))
+def test_env_example_states_the_default_of_the_code(name, default):
+    comment = re.search(rf"((?:^#.*\n)+)(?:^{VARIABLE}=\n)*^{name}=$", ENV_EXAMPLE, re.MULTILINE)
+    assert comment, name
+    assert f"Default: `{default}`" in comment.group(1).replace("\n# ", " "), name
+
+
+def test_the_production_stack_passes_the_env_file_to_the_backend_and_migrate():
+    services = compose_file("compose.prod.yaml")["services"]
+    for service in ("backend", "migrate"):
+        assert services[service]["env_file"] == "${ENV_FILE:-.env}", service
+        # What compose sets itself is what the settings or gunicorn read, nothing stray.
+        assert set(services[service]["environment"]) <= variables_read_by(*SETTINGS_MODULES, GUNICORN)
+
+
+# ---------------------------------------------------------------- facts written in two places
+
+
+def nginx_directive(name: str) -> str:
+    [value] = re.findall(rf"^\s*{name}\s+([^;]+);", NGINX_SITE, re.MULTILINE)
+    return str(value)
+
+
+def nginx_seconds(name: str) -> int:
+    return int(nginx_directive(name).removesuffix("s"))
+
+
+def upstream_keepalive_timeout() -> int:
+    upstream = re.search(r"upstream backend \{(.*?)\n\}", NGINX_SITE, re.DOTALL)
+    assert upstream
+    [value] = re.findall(r"keepalive_timeout\s+(\d+)s;", upstream.group(1))
+    return int(value)
+
+
+def test_the_body_limit_is_djangos_in_nginx_and_in_the_docs():
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    mebibytes = limit // (1024 * 1024)
+    assert limit == mebibytes * 1024 * 1024
+    assert nginx_directive("client_max_body_size") == f"{mebibytes}m"
+    assert f"The request body is larger than {mebibytes} MiB." in NGINX_SITE
+    readme = (REPO / "README.md").read_text()
+    assert f"at most {mebibytes} MiB" in readme
+    assert f"The body is over {mebibytes} MiB." in readme
+
+
+def test_gunicorn_nginx_and_compose_timeouts_fit_together():
+    # A worker silent for as long as nginx waits is restarted; nginx gives up at the same moment.
+    assert gunicorn.timeout == nginx_seconds("proxy_read_timeout")
+    # On SIGTERM, in-flight requests get as long as nginx would wait for them.
+    assert gunicorn.graceful_timeout >= nginx_seconds("proxy_read_timeout")
+    # gunicorn never closes an idle upstream connection that nginx might still reuse.
+    assert gunicorn.keepalive > upstream_keepalive_timeout()
+    # docker stops the backend only after gunicorn's graceful shutdown had its time.
+    grace = compose_file("compose.prod.yaml")["services"]["backend"]["stop_grace_period"]
+    assert int(grace.removesuffix("s")) > gunicorn.graceful_timeout
+
+
+def test_the_container_health_check_asks_health_live():
+    healthcheck = (BACKEND_DIR / "docker" / "healthcheck.py").read_text()
+    [path] = re.findall(r'^LIVE_PATH = "([^"]+)"$', healthcheck, re.MULTILINE)
+    assert path == reverse("health-live")
+
+
+def test_only_the_health_endpoints_skip_the_https_redirect_of_production():
+    prod = (SETTINGS_DIR / "prod.py").read_text()
+    [exempt] = re.findall(r'^SECURE_REDIRECT_EXEMPT = \[r"([^"]+)"\]$', prod, re.MULTILINE)
+    # Django matches the pattern against the path without its leading slash.
+    for name in ("health-live", "health-ready"):
+        assert re.search(exempt, reverse(name).lstrip("/")), name
+    for name in ("auth-me", "auth-login", "schema"):
+        assert not re.search(exempt, reverse(name).lstrip("/")), name
+
+
+def test_only_the_production_image_sets_the_settings_module():
+    """manage.py defaults to local settings and wsgi.py to prod; the one other place is the prod image,
+    for manage.py there. The compose files and the dev image leave it to those defaults."""
+    dockerfile = (BACKEND_DIR / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", dockerfile, flags=re.MULTILINE)
+    setting = [stage.split()[2] for stage in stages if "ENV DJANGO_SETTINGS_MODULE=" in stage]
+    assert setting == ["prod"]
+    assert "ENV DJANGO_SETTINGS_MODULE=config.settings.prod" in stages[-1]
+    for file in ("compose.yaml", "compose.prod.yaml"):
+        assert "DJANGO_SETTINGS_MODULE" not in (REPO / file).read_text(), file
+
+
+# ---------------------------------------------------------------- the README and the frontend guide
+
+
+def markdown_section(path: Path, title: str) -> str:
+    text = path.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_readme_error_table_is_every_code_with_its_status():
+    errors_section = markdown_section(REPO / "README.md", "Errors")
+    rows = re.findall(r"^\| `([A-Z_]+)` \| (\d{3}) \|", errors_section, re.MULTILINE)
+    assert rows == [(code.code, str(code.status)) for code in errors.ALL_CODES]
+
+
+def code_blocks(markdown: str, language: str) -> list[str]:
+    """The fenced blocks of a language, indented ones (in a list item) with their indent removed."""
+    blocks = re.findall(rf"^( *)```{language}\n(.*?)^\1```$", markdown, re.S | re.M)
+    return [re.sub(rf"^{indent}", "", block, flags=re.M) for indent, block in blocks]
+
+
+FRONTEND_SNIPPETS = code_blocks(
+    markdown_section(REPO / "docs" / "frontend.md", "Connecting a frontend"), "js"
+)
+
+
+def test_the_frontend_guide_has_snippets():
+    # Guards the regex: without snippets the test below would pass vacuously.
+    assert len(FRONTEND_SNIPPETS) == 5
+
+
+@pytest.mark.parametrize("snippet", FRONTEND_SNIPPETS, ids=lambda snippet: snippet.splitlines()[0][:40])
+def test_frontend_snippet_is_the_code_the_browser_test_runs(snippet):
+    """Each js block of docs/frontend.md's "Connecting a frontend" is copied, unchanged, from the test SPA."""
+    sources = [path.read_text() for path in (REPO / "tests" / "spa").glob("*.js")]
+    assert any(snippet in source for source in sources), snippet
