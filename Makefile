@@ -9,19 +9,14 @@ PY := $(CURDIR)/$(VENV)/bin/python
 MANAGE := cd backend && $(PY) manage.py
 # Where `make test-postgres` and `make bench-db` keep their throwaway PostgreSQL and Redis.
 SERVICES_DIR ?= $(CURDIR)/.cache/test-services
-# Sample production values for `make check-deploy`; nothing here is a real secret.
-# Which compose stack the container targets act on: dev (compose.yaml) or prod (compose.prod.yaml with
-# the variables of ENV_FILE). E.g. `make backup STACK=prod`.
+# The one way to pick the compose stack the container targets act on: dev (compose.yaml, the default)
+# or prod (compose.prod.yaml with the variables of ENV_FILE), e.g. `make up STACK=prod`.
 STACK ?= dev
 export ENV_FILE ?= .env
 COMPOSE := scripts/compose $(STACK)
 # Where `make certs` writes a self-signed pair, and for which names.
 CERTS_DIR ?= certs
 CERT_NAMES ?= localhost
-DEPLOY_SAMPLE_ENV := DJANGO_SETTINGS_MODULE=config.settings.prod \
-	SECRET_KEY=check-deploy-sample-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH \
-	ALLOWED_HOSTS=api.example.com DB_HOST=db DB_PORT=5432 DB_NAME=app DB_USER=app \
-	DB_PASSWORD=sample REDIS_URL=redis://redis:6379/0 CORS_ALLOWED_ORIGINS=https://app.example.com
 
 .PHONY: help
 help: ## List the targets
@@ -65,7 +60,8 @@ format: venv ## Fix what ruff can fix and format the code
 
 .PHONY: check-deploy
 check-deploy: venv ## `check --deploy` with production settings and sample values
-	cd backend && env $(DEPLOY_SAMPLE_ENV) $(PY) manage.py check --deploy --fail-level WARNING
+	cd backend && set -a && . config/settings/sample-prod.env && set +a && \
+		$(PY) manage.py check --deploy --fail-level WARNING
 
 .PHONY: lock
 lock: ## Re-resolve backend/requirements/*.txt from backend/pyproject.toml (needs uv)
@@ -91,12 +87,12 @@ bench-gunicorn: venv ## Compare gunicorn workers x threads in the production sta
 # ---------------------------------------------------------------- the compose stacks
 
 .PHONY: up
-up: ## Build and start the dev stack: https://localhost:8443/api/v1/ (self-signed certificate)
+up: ## Build and start the stack (STACK=dev|prod) and wait until it is healthy
 	$(COMPOSE) up --build --detach --wait
-	@echo "API: https://localhost:$${HTTPS_PORT:-8443}/api/v1/  (docs: /api/v1/docs, admin: /admin/)"
+	@echo "nginx serves HTTPS on $$($(COMPOSE) port nginx 8443): the API under /api/v1/, docs /api/v1/docs, admin /admin/"
 
 .PHONY: down
-down: ## Stop the stack (STACK=dev|prod); volumes and data are kept
+down: ## Stop the stack; volumes and data are kept
 	$(COMPOSE) down
 
 .PHONY: logs
@@ -125,29 +121,17 @@ createsuperuser: ## Create an admin user in the running stack
 	$(COMPOSE) exec backend python manage.py createsuperuser
 
 .PHONY: backup
-backup: ## Dump the database into the backups volume (STACK=prod on the server)
-	scripts/db-backup $(STACK)
+backup: ## Dump the database into the backups volume and say where
+	$(COMPOSE) exec --no-TTY db backup
 
 .PHONY: restore
-restore: ## Replace the database with a backup: make restore FILE=app-....dump (STACK=prod on the server)
+restore: ## Replace the database with a backup: make restore FILE=app-....dump
 	@test -n "$(FILE)" || { echo "Usage: make restore FILE=<name in the backups volume or a path>" >&2; exit 2; }
 	scripts/db-restore $(STACK) "$(FILE)"
 
 .PHONY: certs
 certs: ## Make a self-signed certificate in CERTS_DIR (default certs/) for CERT_NAMES (default localhost)
 	nginx/self-signed-cert $(CERTS_DIR) $(CERT_NAMES)
-
-.PHONY: prod-up
-prod-up: ## Build and start the production stack with .env (compose.prod.yaml)
-	scripts/compose prod up --build --detach --wait
-
-.PHONY: prod-down
-prod-down: ## Stop the production stack; volumes and data are kept
-	scripts/compose prod down
-
-.PHONY: prod-logs
-prod-logs: ## Follow the production stack's logs (SERVICE=nginx for one service)
-	scripts/compose prod logs --follow --tail 100 $(SERVICE)
 
 .PHONY: stack-test
 stack-test: venv ## Boot both stacks in Docker, check them through nginx and in Chromium (tests/stack)

@@ -17,7 +17,7 @@ from typing import Any
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from .api import PASSWORD, new_email
-from .conftest import ARTIFACTS, REPO, Stack
+from .stacks import ARTIFACTS, REPO, Stack
 
 SPA_DIRECTORY = REPO / "tests" / "spa"
 # The SPA's API clients (tests/spa/api.js), picked with ?transport=.

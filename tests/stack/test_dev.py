@@ -7,7 +7,7 @@ import time
 import httpx
 
 from .api import login, logout, me, new_email, set_cookies, signup
-from .conftest import Stack, docker_inspect
+from .stacks import Stack, docker_inspect
 
 
 def test_the_api_answers_over_https_with_the_generated_certificate(dev_stack):

@@ -31,7 +31,7 @@ from .browser import (
     sign_up,
     submit,
 )
-from .conftest import DEV_SERVER_PORT, Stack
+from .stacks import DEV_SERVER_PORT, Stack
 
 
 @pytest.fixture(scope="module")

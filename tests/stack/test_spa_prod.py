@@ -29,11 +29,11 @@ from .browser import (
     sign_up,
     submit,
 )
-from .conftest import API_HOST, PROD_SPA_PORT, SPA_HOST, Stack
+from .stacks import API_HOST, PROD_SPA_PORT, SPA_HOST, Stack
 
 # An origin of the same site that is not in CORS_ALLOWED_ORIGINS, and a page of another site.
-UNLISTED_PORT = 29446
-OTHER_SITE_PORT = 29447
+UNLISTED_PORT = PROD_SPA_PORT + 2
+OTHER_SITE_PORT = PROD_SPA_PORT + 3
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,245 @@
+"""The compose stacks as the stack tests drive them: a Stack (project name, files, environment, ports) with
+its docker compose commands and HTTPS clients, plus the helpers that run docker and prepare a checkout
+and a production .env. conftest.py boots one Stack per compose file."""
+
+import json
+import os
+import secrets
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Own project names and ports, so a stack someone left running is never touched. STACK_TEST_SLOT (0-9,
+# default 0) moves both by a slot, so two checkouts can run their stack tests on one machine at once.
+SLOT = int(os.environ.get("STACK_TEST_SLOT", "0"))
+SUFFIX = f"-{SLOT}" if SLOT else ""
+PORT_OFFSET = 100 * SLOT
+DEV_PROJECT = f"stacktest-dev{SUFFIX}"
+PROD_PROJECT = f"stacktest-prod{SUFFIX}"
+DEV_PORTS = {"HTTPS_PORT": str(28443 + PORT_OFFSET), "HTTP_PORT": str(28080 + PORT_OFFSET)}
+PROD_PORTS = {"HTTPS_PORT": str(29443 + PORT_OFFSET), "HTTP_PORT": str(29080 + PORT_OFFSET)}
+# The prod stack's nginx/backend network: not the default one, so a deployed stack can run beside.
+PROD_EDGE_SUBNET = f"172.16.{252 - SLOT}.0/24"
+# The browser tests' single-page app: served by the test on a second origin of the prod stack's site,
+# and by Vite, as the README tells frontend developers, in front of the dev stack.
+PROD_SPA_PORT = 29444 + PORT_OFFSET
+# The production layout, SPA and API on two hosts of one domain; the browser maps both to 127.0.0.1.
+SPA_HOST = "app.example.com"
+API_HOST = "api.example.com"
+DEV_SERVER_PORT = 28173 + PORT_OFFSET
+# The dev stack's default origins plus the test's dev server: the variable replaces the defaults.
+DEV_CORS_ALLOWED_ORIGINS = f"http://localhost:3000,http://localhost:5173,http://localhost:{DEV_SERVER_PORT}"
+# Screenshots of the browser tests, emptied at the start of a run.
+ARTIFACTS = REPO / "artifacts" / "browser"
+
+# What each phase took, printed at the end of the run.
+TIMINGS: list[tuple[str, float]] = []
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        TIMINGS.append((name, time.monotonic() - started))
+
+
+def run(
+    args: list[str], *, cwd: Path, env: dict[str, str], check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited with {result.returncode}\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def docker_inspect(name: str) -> dict[str, Any]:
+    """`docker inspect` of one container or network."""
+    output = run(["docker", "inspect", name], cwd=REPO, env=clean_environment({})).stdout
+    return json.loads(output)[0]
+
+
+def clean_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without anything the stacks read, plus `extra`: a variable set in the
+    shell that runs the tests must not change what is tested."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "DOCKER_HOST", "DOCKER_CONFIG", "TMPDIR")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Stack:
+    project: str
+    directory: Path
+    compose_files: list[str]
+    env: dict[str, str]
+    https_port: int
+    http_port: int
+    ca_file: Path | None = None
+    # compose.prod.yaml's variables; compose.yaml needs none.
+    env_file: Path | None = None
+
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        command = ["docker", "compose", "--project-name", self.project]
+        for file in self.compose_files:
+            command += ["--file", file]
+        env = self.env
+        if self.env_file is not None:
+            command += ["--env-file", str(self.env_file)]
+            # compose.prod.yaml passes the same file to the backend (env_file), as scripts/compose does.
+            env = {**env, "ENV_FILE": str(self.env_file)}
+        return run(
+            [*command, *args],
+            cwd=self.directory,
+            env=env,
+            check=check,
+            timeout=timeout,
+        )
+
+    @property
+    def origin(self) -> str:
+        return f"https://localhost:{self.https_port}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        assert self.ca_file is not None, "the stack's certificate is not known yet"
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def client(self, *, http2: bool = True, **kwargs: Any) -> httpx.Client:
+        """An HTTPS client for https://localhost:<port> that trusts the stack's self-signed certificate,
+        keeps cookies like a browser, and connects over IPv4 loopback only."""
+        return httpx.Client(
+            base_url=self.origin,
+            transport=httpx.HTTPTransport(verify=self.tls_context(), local_address="127.0.0.1", http2=http2),
+            timeout=15,
+            **kwargs,
+        )
+
+    def plain_http_client(self) -> httpx.Client:
+        """A client for the plain-HTTP port (http://127.0.0.1:<port>), sending Host: localhost."""
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.http_port}",
+            transport=httpx.HTTPTransport(local_address="127.0.0.1"),
+            headers={"Host": "localhost"},
+            timeout=15,
+        )
+
+    def up(self) -> None:
+        self.compose("up", "--detach", "--build", "--wait", "--wait-timeout", "300", timeout=900)
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False)
+
+    def logs(self, *services: str) -> list[dict[str, Any]]:
+        """Every JSON log line of the services (other lines are skipped)."""
+        output = self.compose("logs", "--no-color", "--no-log-prefix", *services).stdout
+        lines = []
+        for line in output.splitlines():
+            if line.startswith("{"):
+                try:
+                    lines.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return lines
+
+    def containers(self, *, all_states: bool = False) -> dict[str, dict[str, Any]]:
+        """`docker compose ps` of each service: its ID, State, Health, ..."""
+        args = ["ps", "--format", "json"] + (["--all"] if all_states else [])
+        output = self.compose(*args).stdout
+        entries = [json.loads(line) for line in output.splitlines() if line.strip()]
+        return {entry["Service"]: entry for entry in entries}
+
+    def container_ids(self, *, all_states: bool = False) -> dict[str, str]:
+        return {service: entry["ID"] for service, entry in self.containers(all_states=all_states).items()}
+
+    def exec(
+        self, service: str, *command: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker compose exec` of a command, with extra environment variables for it."""
+        options = [f"--env={name}={value}" for name, value in (env or {}).items()]
+        return self.compose("exec", "--no-TTY", *options, service, *command, check=check)
+
+    def process_uids(self, service: str) -> set[str]:
+        """The real uids of every process in the service's container, not only of the first one."""
+        status = self.exec(service, "sh", "-c", "cat /proc/[0-9]*/status").stdout
+        uids = {line.split()[1] for line in status.splitlines() if line.startswith("Uid:")}
+        assert uids, service
+        return uids
+
+
+def clean_checkout(target: Path) -> Path:
+    """The repository's files as a fresh clone has them (tracked and not ignored), without .env."""
+    listed = run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        env=clean_environment({}),
+    ).stdout
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if not source.is_file() or name == ".env":
+            continue
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+    assert not (target / ".env").exists()
+    return target
+
+
+def prod_env_file(directory: Path) -> Path:
+    """A production .env as an operator writes it, with a self-signed certificate and loopback ports."""
+    certs = directory / "certs"
+    run(
+        [
+            "make",
+            "--no-print-directory",
+            "certs",
+            f"CERTS_DIR={certs}",
+            f"CERT_NAMES=localhost {API_HOST} {SPA_HOST}",
+        ],
+        cwd=REPO,
+        env=clean_environment({}),
+    )
+    acme = directory / "acme"
+    acme.mkdir()
+    values = {
+        "SERVER_NAME": "localhost",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DB_PASSWORD": secrets.token_hex(16),
+        "REDIS_PASSWORD": secrets.token_hex(16),
+        "TLS_CERT_FILE": str(certs / "fullchain.pem"),
+        "TLS_KEY_FILE": str(certs / "privkey.pem"),
+        "ACME_WEBROOT": str(acme),
+        "PUBLISH_ADDRESS": "127.0.0.1",
+        "EDGE_SUBNET": PROD_EDGE_SUBNET,
+        # SERVER_NAME stays localhost for the other tests; the browser's production layout reaches the
+        # same stack as api.example.com, so both names are allowed (a deployment sets SERVER_NAME only).
+        "ALLOWED_HOSTS": f"localhost,{API_HOST}",
+        "CORS_ALLOWED_ORIGINS": f"https://localhost:{PROD_SPA_PORT},https://{SPA_HOST}:{PROD_SPA_PORT}",
+        # A large JSON response for anonymous clients, to see nginx compress it.
+        "API_DOCS": "public",
+        # The tests sign up and log in more often than a person would.
+        "THROTTLE_AUTH": "1000/m",
+        "GUNICORN_WORKERS": "2",
+        **PROD_PORTS,
+    }
+    env_file = directory / "prod.env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    return env_file
