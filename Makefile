@@ -80,6 +80,10 @@ bench-db: venv ## Compare database connection strategies under gunicorn (throwaw
 	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(PY) scripts/bench/db_connections.py || status=$$?; \
 		scripts/test-services stop $(SERVICES_DIR); exit $$status
 
+.PHONY: bench
+bench: venv ## The hot path against a bare Django view, through nginx (STACK=prod: in the compose stack)
+	$(PY) scripts/bench/hot_path.py --stack $(if $(filter prod,$(STACK)),prod,native) $(BENCH_ARGS)
+
 .PHONY: bench-gunicorn
 bench-gunicorn: venv ## Compare gunicorn workers x threads in the production stack (Docker)
 	$(PY) scripts/bench/gunicorn_sizing.py

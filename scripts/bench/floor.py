@@ -1,0 +1,33 @@
+"""The floor of the hot-path benchmark: a bare Django view returning JsonResponse, with no middleware,
+no database, no session. Whatever the project's own endpoints cost beyond this is the project's.
+
+Served by gunicorn with the backend's config (same workers, threads and timeouts):
+    gunicorn --config config/gunicorn.py --pythonpath ../scripts/bench floor:application
+"""
+
+import django
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="floor-benchmark-not-a-secret",  # noqa: S106
+    ALLOWED_HOSTS=["*"],
+    ROOT_URLCONF=__name__,
+    MIDDLEWARE=[],
+    INSTALLED_APPS=[],
+    # The backend's gunicorn config sets up logging through core.logging; nothing here logs.
+    LOGGING_CONFIG=None,
+)
+django.setup()
+
+
+def floor(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [path("floor", floor)]
+
+application = WSGIHandler()

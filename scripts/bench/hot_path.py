@@ -1,0 +1,526 @@
+"""The hot path against a floor, in one run: how fast the project's endpoints are next to a bare Django view.
+
+Usage: backend/.venv/bin/python scripts/bench/hot_path.py [--stack native|prod] [--rounds N] [--seconds S]
+       (`make bench`, `make bench STACK=prod`)
+
+Targets, each through one nginx over TLS with a keepalive upstream, measured with wrk (32 connections):
+  floor      a bare Django JsonResponse view, no middleware (scripts/bench/floor.py)
+  live       GET /api/v1/health/live
+  csrf       GET /api/v1/auth/csrf
+  me         GET /api/v1/auth/me, logged in
+  nginx      nginx's own `return 200`
+Both apps run under gunicorn with the backend's config (config/gunicorn.py) and the same
+GUNICORN_WORKERS x GUNICORN_THREADS; the backend with production settings on a real PostgreSQL and Redis.
+The targets take turns in every round (interleaved), so the machine's noise hits all of them alike, and
+each figure is the median over the rounds. Then `me` runs again, in turns with and without a login storm
+(one address hammering POST auth/login at the `auth` limit), and the backend's memory is read.
+
+--stack native (the default) runs everything as processes on this machine: a throwaway PostgreSQL and
+Redis (scripts/test-services), the two gunicorns and Debian's nginx; with 2+ CPUs the two apps share CPU
+0 and everything else (nginx, wrk, PostgreSQL, Redis) CPU 1, so the apps are what is measured.
+--stack prod boots compose.prod.yaml (project bench-prod, built images) with the floor app and nginx's
+bench server added by scripts/bench/compose.bench.yaml; the containers keep their compose CPU limits.
+It also times the cold start (`up --wait` of built images) and the idle stack's memory.
+Needs wrk (apt-get install wrk) and, for native, nginx (apt-get install nginx-light).
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKEND = ROOT / "backend"
+BENCH = ROOT / "scripts" / "bench"
+PYTHON = BACKEND / ".venv" / "bin" / "python"
+PASSWORD = "correct horse battery staple 42"
+WORKERS, THREADS = "3", "2"
+CONNECTIONS = 32
+# Ports of the native run, and of the prod stack's published nginx.
+NATIVE_HTTPS, BACKEND_PORT, FLOOR_PORT = 31443, 31800, 31801
+PG_PORT, REDIS_PORT = 31432, 31379
+PROD_PROJECT = "bench-prod"
+PROD_HTTPS, PROD_BENCH_HTTPS = 32443, 32444
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+        args, capture_output=True, text=True, check=False, **kwargs
+    )
+    if result.returncode != 0:
+        sys.exit(f"bench: {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+# ---------------------------------------------------------------- wrk
+
+
+def _milliseconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(
+    url: str, seconds: int, headers: dict[str, str], *, script: Path | None = None, cpu: str = ""
+) -> Result:
+    command = ["wrk", "--threads", "2", "--connections", str(CONNECTIONS), "--duration", f"{seconds}s"]
+    command += ["--latency", "--timeout", "10s"]
+    for name, value in headers.items():
+        command += ["--header", f"{name}: {value}"]
+    if script is not None:
+        command += ["--script", str(script)]
+    output = run([*pinned(cpu), *command, url]).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors += int(non_2xx.group(1)) if non_2xx and script is None else 0
+    return Result(rps, _milliseconds(percentiles["50"]), _milliseconds(percentiles["99"]), errors)
+
+
+def pinned(cpu: str) -> list[str]:
+    return ["taskset", "--cpu-list", cpu] if cpu and shutil.which("taskset") else []
+
+
+# ---------------------------------------------------------------- a session, from the outside
+
+
+def session_headers(origin: str) -> dict[str, str]:
+    """Signs a benchmark user up through nginx; the Cookie header of its session, and the CSRF header."""
+    transport = httpx.HTTPTransport(verify=False, local_address="127.0.0.1")
+    with httpx.Client(base_url=origin, transport=transport, timeout=30) as client:
+        token = client.get("/api/v1/auth/csrf").json()["csrf_token"]
+        email = f"bench-{secrets.token_hex(4)}@example.com"
+        response = client.post(
+            "/api/v1/auth/signup",
+            json={"email": email, "password": PASSWORD},
+            headers={"X-CSRFToken": token, "Origin": origin},
+        )
+        response.raise_for_status()
+        cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+        csrf = next(value for name, value in client.cookies.items() if "csrftoken" in name)
+        return {"Cookie": cookie, "X-CSRFToken": csrf, "Origin": origin}
+
+
+def login_storm_script(directory: Path, headers: dict[str, str]) -> Path:
+    """wrk Lua script: POST auth/login with a wrong password, as an attacker at the `auth` limit would."""
+    script = directory / "login-storm.lua"
+    body = json.dumps({"email": "nobody@example.com", "password": "not the password"})
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
+    lines += [f'wrk.headers["{name}"] = {json.dumps(value)}' for name, value in headers.items()]
+    lines.append('wrk.headers["Content-Type"] = "application/json"')
+    script.write_text("\n".join(lines) + "\n")
+    return script
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def measure(
+    targets: dict[str, str], headers: dict[str, str], rounds: int, seconds: int, cpu: str
+) -> dict[str, list[Result]]:
+    results: dict[str, list[Result]] = {name: [] for name in targets}
+    say(f"warming up every target for 2 s, then {rounds} rounds of {seconds} s per target, in turns")
+    for url in targets.values():
+        wrk(url, 2, headers, cpu=cpu)
+    for round_number in range(1, rounds + 1):
+        order = list(targets)
+        random.shuffle(order)
+        for name in order:
+            results[name].append(wrk(targets[name], seconds, headers, cpu=cpu))
+        say(
+            f"round {round_number}: " + ", ".join(f"{name} {results[name][-1].rps:.0f}/s" for name in targets)
+        )
+    return results
+
+
+def with_and_without_storm(
+    me_url: str, login_url: str, headers: dict[str, str], script: Path, rounds: int, seconds: int, cpu: str
+) -> tuple[list[Result], list[Result], int]:
+    without, with_storm = [], []
+    storm_requests = 0
+    for _ in range(rounds):
+        without.append(wrk(me_url, seconds, headers, cpu=cpu))
+        storm = subprocess.Popen(
+            [
+                *pinned(cpu),
+                "wrk",
+                "--threads",
+                "1",
+                "--connections",
+                "8",
+                "--duration",
+                f"{seconds + 1}s",
+                "--script",
+                str(script),
+                login_url,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.5)
+        with_storm.append(wrk(me_url, seconds, headers, cpu=cpu))
+        output, _ = storm.communicate()
+        found = re.search(r"(\d+) requests in", output)
+        storm_requests += int(found.group(1)) if found else 0
+    return without, with_storm, storm_requests
+
+
+def median(results: list[Result], field: str) -> float:
+    return statistics.median(getattr(result, field) for result in results)
+
+
+def report(results: dict[str, list[Result]]) -> None:
+    floor_rps, floor_p99 = median(results["floor"], "rps"), median(results["floor"], "p99_ms")
+    print()
+    print(
+        f"{'target':<8} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99/floor':>9} {'errors':>7}"
+    )
+    for name, runs in results.items():
+        rps = median(runs, "rps")
+        p99 = median(runs, "p99_ms")
+        errors = sum(result.errors for result in runs)
+        print(
+            f"{name:<8} {rps:>9.0f} {rps / floor_rps:>6.2f} {median(runs, 'p50_ms'):>8.1f} {p99:>8.1f}"
+            f" {p99 / floor_p99:>9.2f} {errors:>7}"
+        )
+
+
+def process_tree_pss_mib(pid: int) -> float:
+    """The memory of a process and its children (gunicorn's master and workers), as PSS: pages the
+    workers share with the master (preload_app) are counted once, not once per process."""
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(child) for child in children.read_text().split()]
+    total_kib = 0
+    for each in pids:
+        with contextlib.suppress(OSError):
+            rollup = Path(f"/proc/{each}/smaps_rollup").read_text()
+            total_kib += int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    return total_kib / 1024
+
+
+# ---------------------------------------------------------------- native: processes on this machine
+
+
+NGINX_CONF = """
+worker_processes 2;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    upstream backend {{ server 127.0.0.1:{backend}; keepalive 16; keepalive_timeout 60s; }}
+    upstream floor {{ server 127.0.0.1:{floor}; keepalive 16; keepalive_timeout 60s; }}
+    server {{
+        listen 127.0.0.1:{https} ssl http2;
+        ssl_certificate {dir}/fullchain.pem;
+        ssl_certificate_key {dir}/privkey.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Request-ID $request_id;
+        location /api/ {{ proxy_pass http://backend; }}
+        location = /floor {{ proxy_pass http://floor; }}
+        location = /nginx {{ default_type application/json; return 200 '{{"status":"ok"}}'; }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def native_stack(directory: Path, app_cpu: str, other_cpu: str) -> Iterator[tuple[str, int]]:
+    services = directory / "services"
+    env = {**os.environ, "TEST_PG_PORT": str(PG_PORT), "TEST_REDIS_PORT": str(REDIS_PORT)}
+    run([*pinned(other_cpu), str(ROOT / "scripts" / "test-services"), "start", str(services)], env=env)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        service_env = dict(line.split("=", 1) for line in (services / "env").read_text().split())
+        backend_env = {
+            **{name: value for name, value in os.environ.items() if name in ("PATH", "HOME", "LANG")},
+            **service_env,
+            "DJANGO_SETTINGS_MODULE": "config.settings.prod",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": "localhost",
+            "TRUSTED_PROXY_COUNT": "1",
+            "FORWARDED_ALLOW_IPS": "127.0.0.1",
+            "THROTTLE_ANON": "100000000/m",
+            "THROTTLE_USER": "100000000/m",
+            "GUNICORN_WORKERS": WORKERS,
+            "GUNICORN_THREADS": THREADS,
+            "LOG_LEVEL": "WARNING",
+        }
+        run([str(PYTHON), "manage.py", "migrate", "--no-input"], cwd=BACKEND, env=backend_env)
+        gunicorn = [str(PYTHON), "-m", "gunicorn", "--config", "config/gunicorn.py"]
+        log = (directory / "servers.log").open("w")
+        backend = subprocess.Popen(
+            [*pinned(app_cpu), *gunicorn, "--bind", f"127.0.0.1:{BACKEND_PORT}", "config.wsgi"],
+            cwd=BACKEND,
+            env=backend_env,
+            stdout=log,
+            stderr=log,
+        )
+        processes.append(backend)
+        processes.append(
+            subprocess.Popen(
+                [
+                    *pinned(app_cpu),
+                    *gunicorn,
+                    "--bind",
+                    f"127.0.0.1:{FLOOR_PORT}",
+                    "--pythonpath",
+                    str(BENCH),
+                    "floor:application",
+                ],
+                cwd=BACKEND,
+                env=backend_env,
+                stdout=log,
+                stderr=log,
+            )
+        )
+        run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                str(directory / "privkey.pem"),
+                "-out",
+                str(directory / "fullchain.pem"),
+            ]
+        )
+        (directory / "nginx.conf").write_text(
+            NGINX_CONF.format(dir=directory, backend=BACKEND_PORT, floor=FLOOR_PORT, https=NATIVE_HTTPS)
+        )
+        processes.append(
+            subprocess.Popen(
+                [
+                    *pinned(other_cpu),
+                    "nginx",
+                    "-c",
+                    str(directory / "nginx.conf"),
+                    "-p",
+                    str(directory),
+                    "-g",
+                    "daemon off;",
+                ],
+                stdout=log,
+                stderr=log,
+            )
+        )
+        origin = f"https://localhost:{NATIVE_HTTPS}"
+        wait_until_up(f"{origin}/api/v1/health/live", f"{origin}/floor", log=directory / "servers.log")
+        yield origin, backend.pid
+    finally:
+        for process in reversed(processes):
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=40)
+        run([str(ROOT / "scripts" / "test-services"), "stop", str(services)], env=env)
+
+
+def wait_until_up(*urls: str, seconds: float = 120, log: Path | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    transport = httpx.HTTPTransport(verify=False, local_address="127.0.0.1")
+    with httpx.Client(transport=transport, timeout=5) as client:
+        for url in urls:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(url).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    tail = log.read_text()[-3000:] if log else ""
+                    sys.exit(f"bench: {url} did not answer 200 within {seconds:.0f} s\n{tail}")
+                time.sleep(0.5)
+
+
+# ---------------------------------------------------------------- prod: the compose stack
+
+
+def compose(env_file: Path, *args: str) -> str:
+    command = [
+        "docker",
+        "compose",
+        "--project-name",
+        PROD_PROJECT,
+        "--file",
+        "compose.prod.yaml",
+        "--file",
+        "scripts/bench/compose.bench.yaml",
+        "--env-file",
+        str(env_file),
+    ]
+    env = {**os.environ, "ENV_FILE": str(env_file)}
+    return run([*command, *args], cwd=ROOT, env=env).stdout
+
+
+def container_memory_mib(env_file: Path) -> dict[str, float]:
+    ids = compose(env_file, "ps", "--quiet").split()
+    output = run(["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *ids]).stdout
+    usage = {}
+    for line in output.splitlines():
+        name, amount = line.split()[:2]
+        value, unit = re.fullmatch(r"([\d.]+)([KMG]i?B)", amount).groups()  # type: ignore[union-attr]
+        usage[name] = float(value) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 1024**2}.get(unit, 1)
+    return usage
+
+
+@contextlib.contextmanager
+def prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
+    run([str(ROOT / "nginx" / "self-signed-cert"), str(directory), "localhost"])
+    (directory / "acme").mkdir()
+    env_file = directory / "bench.env"
+    env_file.write_text(
+        "\n".join(
+            [
+                "SERVER_NAME=localhost",
+                f"SECRET_KEY={secrets.token_urlsafe(50)}",
+                f"DB_PASSWORD={secrets.token_hex(16)}",
+                f"REDIS_PASSWORD={secrets.token_hex(16)}",
+                f"TLS_CERT_FILE={directory}/fullchain.pem",
+                f"TLS_KEY_FILE={directory}/privkey.pem",
+                f"ACME_WEBROOT={directory}/acme",
+                "PUBLISH_ADDRESS=127.0.0.1",
+                f"HTTPS_PORT={PROD_HTTPS}",
+                "HTTP_PORT=32080",
+                f"BENCH_HTTPS_PORT={PROD_BENCH_HTTPS}",
+                "EDGE_SUBNET=172.16.250.0/24",
+                "THROTTLE_ANON=100000000/m",
+                "THROTTLE_USER=100000000/m",
+                f"GUNICORN_WORKERS={WORKERS}",
+                f"GUNICORN_THREADS={THREADS}",
+                "",
+            ]
+        )
+    )
+    compose(env_file, "down", "--volumes", "--remove-orphans")
+    try:
+        say("building the images and starting the stack once")
+        compose(env_file, "up", "--detach", "--build", "--wait")
+        compose(env_file, "down")
+        started = time.monotonic()
+        compose(env_file, "up", "--detach", "--wait")
+        say(f"cold start of the built images (up --wait, volumes kept): {time.monotonic() - started:.1f} s")
+        time.sleep(10)
+        idle = container_memory_mib(env_file)
+        say(
+            "idle memory: "
+            + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in sorted(idle.items()))
+            + f"; in all {sum(idle.values()):.0f} MiB"
+        )
+        yield f"https://localhost:{PROD_HTTPS}", f"https://localhost:{PROD_BENCH_HTTPS}", env_file
+    finally:
+        compose(env_file, "down", "--volumes", "--remove-orphans")
+
+
+# ---------------------------------------------------------------- main
+
+
+def measure_all(origin: str, bench_origin: str, directory: Path, args: argparse.Namespace, cpu: str) -> None:
+    """Every target in turns, then `me` with and without a login storm."""
+    say(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread) for both apps")
+    say(f"wrk: 2 threads, {CONNECTIONS} connections per target")
+    headers = session_headers(origin)
+    cookie_only = {"Cookie": headers["Cookie"]}
+    targets = {
+        "floor": f"{bench_origin}/floor",
+        "live": f"{origin}/api/v1/health/live",
+        "csrf": f"{origin}/api/v1/auth/csrf",
+        "me": f"{origin}/api/v1/auth/me",
+        "nginx": f"{bench_origin}/nginx",
+    }
+    report(measure(targets, cookie_only, args.rounds, args.seconds, cpu))
+
+    script = login_storm_script(directory, headers)
+    login_url = f"{origin}/api/v1/auth/login"
+    without, with_storm, storm_requests = with_and_without_storm(
+        targets["me"], login_url, cookie_only, script, args.rounds, args.seconds, cpu
+    )
+    calm, stormy = median(without, "rps"), median(with_storm, "rps")
+    print(f"\nme during a login storm: {stormy:.0f} req/s against {calm:.0f} without ({stormy / calm:.2f})")
+    print(f"the storm sent {storm_requests} logins from one address")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", choices=("native", "prod"), default="native")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8)
+    args = parser.parse_args()
+    needed = {
+        "wrk": "wrk",
+        **({"nginx": "nginx-light"} if args.stack == "native" else {"docker": "docker.io"}),
+    }
+    for tool, package in needed.items():
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is missing (Debian: apt-get install {package})")
+
+    cpus = len(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory(prefix="bench-") as name:
+        directory = Path(name)
+        directory.chmod(0o711)  # PostgreSQL, run as its own user, keeps its data below
+        if args.stack == "prod":
+            say(f"{cpus} CPUs, shared by wrk and the containers within their compose CPU limits")
+            with prod_stack(directory) as (origin, bench_origin, env_file):
+                measure_all(origin, bench_origin, directory, args, cpu="")
+                memory = container_memory_mib(env_file)
+                backend = sum(mib for name, mib in memory.items() if "-backend-" in name)
+                print(f"backend container memory after the load: {backend:.0f} MiB")
+            return
+        app_cpu, other_cpu = ("0", "1") if cpus >= 2 else ("", "")
+        if app_cpu:
+            say(f"{cpus} CPUs: both gunicorns on CPU 0; nginx, wrk, PostgreSQL and Redis on CPU 1")
+        else:
+            say("1 CPU, shared by every part")
+        with native_stack(directory, app_cpu, other_cpu) as (origin, backend_pid):
+            measure_all(origin, origin, directory, args, other_cpu)
+            pss = process_tree_pss_mib(backend_pid)
+            print(f"backend memory after the load (PSS of gunicorn's master and workers): {pss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
