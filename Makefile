@@ -54,6 +54,10 @@ lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
 
+.PHONY: audit
+audit: venv ## Known vulnerabilities in the Python locks and the test SPA's npm lock (scripts/audit.py)
+	$(PY) scripts/audit.py
+
 .PHONY: format
 format: venv ## Fix what ruff can fix and format the code
 	cd backend && $(PY) -m ruff check --fix . ../scripts ../tests && $(PY) -m ruff format . ../scripts ../tests
@@ -64,11 +68,13 @@ check-deploy: venv ## `check --deploy` with production settings and sample value
 		$(PY) manage.py check --deploy --fail-level WARNING
 
 .PHONY: lock
+# The command each lock file's header records; Renovate re-runs it from there (.github/renovate.json),
+# so options that take a value are written with "=".
 lock: ## Re-resolve backend/requirements/*.txt from backend/pyproject.toml (needs uv)
-	cd backend && uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
-		--quiet -o requirements/prod.txt
-	cd backend && uv pip compile pyproject.toml --group dev --constraint requirements/prod.txt \
-		--universal --python-version 3.11 --generate-hashes --quiet -o requirements/dev.txt
+	cd backend && uv pip compile pyproject.toml --universal --python-version=3.11 --generate-hashes \
+		--quiet --output-file=requirements/prod.txt
+	cd backend && uv pip compile pyproject.toml --group=dev --constraint=requirements/prod.txt \
+		--universal --python-version=3.11 --generate-hashes --quiet --output-file=requirements/dev.txt
 
 .PHONY: bench-argon2
 bench-argon2: venv ## Measure the cost of a password hash and of a login
