@@ -14,7 +14,7 @@ SERVICES_DIR ?= $(CURDIR)/.cache/test-services
 STACK ?= dev
 export ENV_FILE ?= .env
 COMPOSE := scripts/compose $(STACK)
-# Where `make certs` writes a self-signed pair, and for which names.
+# Where `make certs` keeps its local CA and writes the certificate it signs, and for which names.
 CERTS_DIR ?= certs
 CERT_NAMES ?= localhost
 
@@ -22,14 +22,15 @@ CERT_NAMES ?= localhost
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: backend/requirements/dev.txt
+$(VENV)/.installed: backend/requirements/dev.txt backend/requirements/stack-test.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r backend/requirements/dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+		-r backend/requirements/dev.txt -r backend/requirements/stack-test.txt
 	@touch $@
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Create backend/.venv with the locked dependencies
+venv: $(VENV)/.installed ## Create backend/.venv with the locked dependencies (dev and stack-test groups)
 
 .PHONY: run
 run: venv ## Migrate and serve the API on http://127.0.0.1:8000 (SQLite, no Docker)
@@ -75,6 +76,8 @@ lock: ## Re-resolve backend/requirements/*.txt from backend/pyproject.toml (need
 		--quiet --output-file=requirements/prod.txt
 	cd backend && uv pip compile pyproject.toml --group=dev --constraint=requirements/prod.txt \
 		--universal --python-version=3.11 --generate-hashes --quiet --output-file=requirements/dev.txt
+	cd backend && uv pip compile pyproject.toml --group=stack-test --constraint=requirements/dev.txt \
+		--universal --python-version=3.11 --generate-hashes --quiet --output-file=requirements/stack-test.txt
 
 .PHONY: bench-argon2
 bench-argon2: venv ## Measure the cost of a password hash and of a login
@@ -136,8 +139,12 @@ restore: ## Replace the database with a backup: make restore FILE=app-....dump
 	scripts/db-restore $(STACK) "$(FILE)"
 
 .PHONY: certs
-certs: ## Make a self-signed certificate in CERTS_DIR (default certs/) for CERT_NAMES (default localhost)
-	nginx/self-signed-cert $(CERTS_DIR) $(CERT_NAMES)
+certs: ## A certificate for CERT_NAMES (default localhost) from a local CA, both in CERTS_DIR (default certs/)
+	nginx/local-cert $(CERTS_DIR) $(CERT_NAMES)
+
+.PHONY: trust-ca
+trust-ca: ## Steps to trust the local CA (the running dev stack's, or CA_FILE=certs/ca.pem); INSTALL=1 does them
+	scripts/trust-ca $(if $(INSTALL),--install) $(CA_FILE)
 
 .PHONY: stack-test
 stack-test: venv ## Boot both stacks in Docker, check them through nginx and in Chromium (tests/stack)

@@ -24,10 +24,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-PYTHON_LOCKS = [
-    REPO / "backend" / "requirements" / "prod.txt",
-    REPO / "backend" / "requirements" / "dev.txt",
-]
+PYTHON_LOCKS = sorted((REPO / "backend" / "requirements").glob("*.txt"))
 SPA = REPO / "tests" / "spa"
 IGNORE_FILE = REPO / "scripts" / "audit-ignore.toml"
 PIP_AUDIT = Path(sys.executable).with_name("pip-audit")

@@ -92,7 +92,10 @@ class Stack:
     env: dict[str, str]
     https_port: int
     http_port: int
+    # The local CA that signed nginx's certificate (nginx/local-cert), which the clients trust, and the
+    # certificate itself.
     ca_file: Path | None = None
+    certificate: Path | None = None
     # compose.prod.yaml's variables; compose.yaml needs none.
     env_file: Path | None = None
 
@@ -120,12 +123,12 @@ class Stack:
         return f"https://localhost:{self.https_port}"
 
     def tls_context(self) -> ssl.SSLContext:
-        assert self.ca_file is not None, "the stack's certificate is not known yet"
+        assert self.ca_file is not None, "the stack's CA is not known yet"
         return ssl.create_default_context(cafile=str(self.ca_file))
 
     def client(self, *, http2: bool = True, **kwargs: Any) -> httpx.Client:
-        """An HTTPS client for https://localhost:<port> that trusts the stack's self-signed certificate,
-        keeps cookies like a browser, and connects over IPv4 loopback only."""
+        """An HTTPS client for https://localhost:<port> that trusts the stack's local CA (and nothing
+        else), keeps cookies like a browser, and connects over IPv4 loopback only."""
         return httpx.Client(
             base_url=self.origin,
             transport=httpx.HTTPTransport(verify=self.tls_context(), local_address="127.0.0.1", http2=http2),
@@ -204,7 +207,8 @@ def clean_checkout(target: Path) -> Path:
 
 
 def prod_env_file(directory: Path) -> Path:
-    """A production .env as an operator writes it, with a self-signed certificate and loopback ports."""
+    """A production .env as an operator writes it, with a certificate from `make certs` (a local CA) and
+    loopback ports."""
     certs = directory / "certs"
     run(
         [

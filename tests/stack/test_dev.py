@@ -1,19 +1,22 @@
 """compose.yaml as a developer gets it: a fresh checkout without .env, `docker compose up`, the API at
 https://localhost:<port>/api/v1/ with a certificate made on the first start, code reloaded on change."""
 
+import datetime
 import json
 import time
 
 import httpx
+from cryptography import x509
 
 from .api import login, logout, me, new_email, set_cookies, signup
 from .stacks import Stack, docker_inspect
+from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
 
 
-def test_the_api_answers_over_https_with_the_generated_certificate(dev_stack):
-    certificate = dev_stack.ca_file.read_text()
-    assert "BEGIN CERTIFICATE" in certificate
+def test_the_api_answers_over_https_with_a_certificate_from_the_local_ca(dev_stack):
+    assert_server_certificate_from_the_ca(dev_stack.certificate, dev_stack.ca_file, ["localhost"])
 
+    # The client trusts the CA alone, not the certificate itself.
     with dev_stack.client() as client:
         response = client.get("/api/v1/auth/me")
     assert response.status_code == 401
@@ -21,6 +24,39 @@ def test_the_api_answers_over_https_with_the_generated_certificate(dev_stack):
     assert "strict-transport-security" not in response.headers, "HSTS would pin every localhost port"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert len(response.headers["x-request-id"]) == 32
+
+
+def test_nginx_passes_mozillas_intermediate_check(dev_stack):
+    mozilla_intermediate_check(dev_stack)
+
+
+def test_the_certificate_is_renewed_at_a_start_when_close_to_expiry(dev_stack):
+    # A certificate from the same CA with ten days left, as a volume a year old would hold.
+    dev_stack.exec(
+        "nginx",
+        "sh",
+        "-c",
+        "cd /etc/nginx/certs"
+        " && openssl req -new -key privkey.pem -subj /CN=localhost -out /tmp/request.pem"
+        " && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\\n' > /tmp/extensions"
+        " && openssl x509 -req -in /tmp/request.pem -CA ca.pem -CAkey ca-key.pem -set_serial 1 -days 10"
+        " -extfile /tmp/extensions -out fullchain.pem",
+    )
+    ca_before = dev_stack.exec("nginx", "cat", "/etc/nginx/certs/ca.pem").stdout
+
+    dev_stack.compose("restart", "nginx")
+    dev_stack.compose("up", "--detach", "--wait", "--no-build", "nginx", timeout=300)
+
+    renewed = dev_stack.exec("nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout
+    assert dev_stack.exec("nginx", "cat", "/etc/nginx/certs/ca.pem").stdout == ca_before, "the CA is kept"
+    certificate = x509.load_pem_x509_certificate(renewed.encode())
+    assert certificate.serial_number != 1
+    assert certificate.not_valid_after_utc - certificate.not_valid_before_utc == datetime.timedelta(days=365)
+    assert "local-cert: wrote /etc/nginx/certs/fullchain.pem" in dev_stack.compose("logs", "nginx").stdout
+    # The browser tests that follow trust the certificate nginx serves now.
+    dev_stack.certificate.write_text(renewed)
+    with dev_stack.client() as client:
+        assert client.get("/api/v1/health/live").status_code == 200
 
 
 def test_http_redirects_to_the_https_port(dev_stack):

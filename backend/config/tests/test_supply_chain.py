@@ -103,7 +103,11 @@ def renovate_regex(pattern: str) -> re.Pattern[str]:
 def test_renovate_updates_both_python_locks():
     [pattern] = renovate_config()["pip-compile"]["managerFilePatterns"]
     locks = sorted(str(path.relative_to(REPO)) for path in (BACKEND_DIR / "requirements").glob("*.txt"))
-    assert locks == ["backend/requirements/dev.txt", "backend/requirements/prod.txt"]
+    assert locks == [
+        "backend/requirements/dev.txt",
+        "backend/requirements/prod.txt",
+        "backend/requirements/stack-test.txt",
+    ]
     for lock in locks:
         assert renovate_regex(pattern).search(lock), lock
 
@@ -111,7 +115,7 @@ def test_renovate_updates_both_python_locks():
 def test_the_locks_record_the_command_make_lock_runs():
     """Renovate re-runs the command in a lock's header; it must be the Makefile's, options with "="."""
     makefile = (REPO / "Makefile").read_text()
-    for lock in ("prod.txt", "dev.txt"):
+    for lock in ("prod.txt", "dev.txt", "stack-test.txt"):
         header = (BACKEND_DIR / "requirements" / lock).read_text().splitlines()[1]
         command = header.removeprefix("#    ")
         assert command.startswith("uv pip compile pyproject.toml"), header
@@ -258,6 +262,7 @@ def test_without_a_reachable_database_the_audit_fails_distinctly_and_says_what_w
     for lock in (
         "backend/requirements/prod.txt",
         "backend/requirements/dev.txt",
+        "backend/requirements/stack-test.txt",
         "tests/spa/package-lock.json",
     ):
         assert (
