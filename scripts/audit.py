@@ -1,5 +1,6 @@
 """Known vulnerabilities in the locked dependencies: pip-audit on each hashed Python lock
-(backend/requirements/*.txt) and `npm audit --omit=dev` on the test SPA's lock (tests/spa).
+(backend/requirements/*.txt) and `npm audit --omit=dev` on the npm locks (tests/spa, the test SPA, and
+maildev, the dev stack's mail catcher).
 
 Usage: backend/.venv/bin/python scripts/audit.py [--ignore-file FILE]    (or: make audit)
 
@@ -25,7 +26,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_LOCKS = sorted((REPO / "backend" / "requirements").glob("*.txt"))
-SPA = REPO / "tests" / "spa"
+# The npm projects: the test SPA, and the dev stack's mail catcher.
+NPM_PROJECTS = [REPO / "tests" / "spa", REPO / "maildev"]
 IGNORE_FILE = REPO / "scripts" / "audit-ignore.toml"
 PIP_AUDIT = Path(sys.executable).with_name("pip-audit")
 # pip-audit's vulnerability services, in the order they are tried.
@@ -161,14 +163,14 @@ def run_pip_audit(lock: Path) -> list[Finding]:
     )
 
 
-def run_npm_audit() -> list[Finding]:
-    where = str((SPA / "package-lock.json").relative_to(REPO))
+def run_npm_audit(project: Path) -> list[Finding]:
+    where = str((project / "package-lock.json").relative_to(REPO))
     npm = shutil.which("npm")
     if npm is None:
         raise AuditError(f"npm audit could not check {where}: npm is not installed (Node.js brings it)")
     result = subprocess.run(
         [npm, "audit", "--omit=dev", "--json"],
-        cwd=SPA,
+        cwd=project,
         capture_output=True,
         text=True,
         check=False,
@@ -218,7 +220,8 @@ def main() -> int:
 
     findings: list[Finding] = []
     could_not_run = []
-    checks = [functools.partial(run_pip_audit, lock) for lock in PYTHON_LOCKS] + [run_npm_audit]
+    checks = [functools.partial(run_pip_audit, lock) for lock in PYTHON_LOCKS]
+    checks += [functools.partial(run_npm_audit, project) for project in NPM_PROJECTS]
     for check in checks:
         try:
             found = check()
@@ -250,7 +253,7 @@ def main() -> int:
         return FINDINGS
     print(
         f"audit: no known vulnerability in {', '.join(str(lock.relative_to(REPO)) for lock in PYTHON_LOCKS)} "
-        "and the test SPA's runtime packages"
+        "and the npm projects' runtime packages"
     )
     return 0
 

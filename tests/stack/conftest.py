@@ -75,6 +75,7 @@ def dev_stack(workdir: Path) -> Iterator[Stack]:
         env=clean_environment({**DEV_PORTS, "CORS_ALLOWED_ORIGINS": DEV_CORS_ALLOWED_ORIGINS}),
         https_port=int(DEV_PORTS["HTTPS_PORT"]),
         http_port=int(DEV_PORTS["HTTP_PORT"]),
+        mail_ui_port=int(DEV_PORTS["MAIL_UI_PORT"]),
     )
     with phase("dev: remove leftovers"):
         stack.down()

@@ -26,7 +26,11 @@ SUFFIX = f"-{SLOT}" if SLOT else ""
 PORT_OFFSET = 100 * SLOT
 DEV_PROJECT = f"stacktest-dev{SUFFIX}"
 PROD_PROJECT = f"stacktest-prod{SUFFIX}"
-DEV_PORTS = {"HTTPS_PORT": str(28443 + PORT_OFFSET), "HTTP_PORT": str(28080 + PORT_OFFSET)}
+DEV_PORTS = {
+    "HTTPS_PORT": str(28443 + PORT_OFFSET),
+    "HTTP_PORT": str(28080 + PORT_OFFSET),
+    "MAIL_UI_PORT": str(28108 + PORT_OFFSET),
+}
 PROD_PORTS = {"HTTPS_PORT": str(29443 + PORT_OFFSET), "HTTP_PORT": str(29080 + PORT_OFFSET)}
 # The prod stack's nginx/backend network: not the default one, so a deployed stack can run beside.
 PROD_EDGE_SUBNET = f"172.16.{252 - SLOT}.0/24"
@@ -98,6 +102,8 @@ class Stack:
     certificate: Path | None = None
     # compose.prod.yaml's variables; compose.yaml needs none.
     env_file: Path | None = None
+    # The dev stack's mail catcher (MailDev): its web UI and REST API.
+    mail_ui_port: int | None = None
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600

@@ -3,14 +3,18 @@ https://localhost:<port>/api/v1/ with a certificate made on the first start, cod
 
 import datetime
 import json
+import re
 import time
+from typing import Any
 
 import httpx
 from cryptography import x509
 
-from .api import login, logout, me, new_email, set_cookies, signup
+from .api import csrf_headers, login, logout, me, new_email, set_cookies, signup
 from .stacks import Stack, docker_inspect
 from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
+
+NEW_PASSWORD = "a new password from the reset mail"  # noqa: S105 (a test account)
 
 
 def test_the_api_answers_over_https_with_a_certificate_from_the_local_ca(dev_stack):
@@ -122,19 +126,81 @@ def test_the_dev_server_reloads_changed_code(dev_stack):
         assert live_body_within(dev_stack, {"status": "ok"}) == {"status": "ok"}
 
 
+def mails_to(stack: Stack, address: str, seconds: float = 15) -> list[dict[str, Any]]:
+    """The mails MailDev holds for the address, from its REST API; waits for at least one (the backend
+    sends from a background thread after its response)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = httpx.get(
+            f"http://127.0.0.1:{stack.mail_ui_port}/api/email", params={"to.address": address}, timeout=5
+        )
+        response.raise_for_status()
+        mails: list[dict[str, Any]] = response.json()
+        if mails or time.monotonic() > deadline:
+            return mails
+        time.sleep(0.5)
+
+
+def test_a_password_reset_mail_lands_in_the_mail_catcher_and_completes_through_nginx(dev_stack):
+    email = new_email()
+    with dev_stack.client() as client:
+        assert signup(client, dev_stack.origin, email).status_code == 201
+        assert logout(client, dev_stack.origin).status_code == 204
+        requested = client.post(
+            "/api/v1/auth/password/reset",
+            json={"email": email},
+            headers=csrf_headers(client, dev_stack.origin),
+        )
+        assert requested.status_code == 202, requested.text
+
+        [mail] = mails_to(dev_stack, email)
+        # The link points at the frontend's page (PASSWORD_RESET_URL), which posts uid and token back.
+        link = re.search(r"http://localhost:5173/reset-password\?uid=(\S+)&token=(\S+)", mail["text"])
+        assert link, mail["text"]
+        uid, token = link.groups()
+        confirmed = client.post(
+            "/api/v1/auth/password/reset/confirm",
+            json={"uid": uid, "token": token, "new_password": NEW_PASSWORD},
+            headers=csrf_headers(client, dev_stack.origin),
+        )
+        assert confirmed.status_code == 204, confirmed.text
+
+        assert login(client, dev_stack.origin, email).status_code == 400, "the old password is gone"
+        logged_in = client.post(
+            "/api/v1/auth/login",
+            json={"email": email, "password": NEW_PASSWORD},
+            headers=csrf_headers(client, dev_stack.origin),
+        )
+        assert logged_in.status_code == 200, logged_in.text
+    # The mail went to the catcher, not into the backend's log.
+    assert token not in dev_stack.compose("logs", "backend").stdout
+
+
+def test_the_mail_catchers_web_ui_is_served_on_loopback(dev_stack):
+    # As a browser asks for it (MailDev answers 404 to a request that does not accept HTML).
+    page = httpx.get(
+        f"http://127.0.0.1:{dev_stack.mail_ui_port}/", headers={"Accept": "text/html"}, timeout=5
+    )
+    assert page.status_code == 200
+    assert "<title>MailDev" in page.text
+
+
 def test_every_container_runs_as_non_root(dev_stack):
     containers = dev_stack.container_ids()
-    assert set(containers) == {"db", "redis", "backend", "nginx"}
+    assert set(containers) == {"db", "redis", "backend", "nginx", "maildev"}
     for service in containers:
         assert "0" not in dev_stack.process_uids(service), service
 
 
 def test_every_service_is_healthy(dev_stack):
     health = {service: entry["Health"] for service, entry in dev_stack.containers().items()}
-    assert health == dict.fromkeys(("db", "redis", "backend", "nginx"), "healthy")
+    assert health == dict.fromkeys(("db", "redis", "backend", "nginx", "maildev"), "healthy")
 
 
 def test_ports_are_published_on_loopback_as_configured(dev_stack):
     ports = docker_inspect(dev_stack.container_ids()["nginx"])["NetworkSettings"]["Ports"]
     assert ports["8443/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(dev_stack.https_port)}]
     assert ports["8080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(dev_stack.http_port)}]
+    ports = docker_inspect(dev_stack.container_ids()["maildev"])["NetworkSettings"]["Ports"]
+    assert ports["1080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(dev_stack.mail_ui_port)}]
+    assert ports["1025/tcp"] is None, "SMTP only on the stack's network"

@@ -20,7 +20,7 @@ import yaml
 from config.env import BACKEND_DIR
 
 REPO = BACKEND_DIR.parent
-DOCKERFILES = ["backend/Dockerfile", "nginx/Dockerfile", "postgres/Dockerfile"]
+DOCKERFILES = ["backend/Dockerfile", "nginx/Dockerfile", "postgres/Dockerfile", "maildev/Dockerfile"]
 # A release, not a branch: MAJOR.MINOR.PATCH, or MAJOR.MINOR for PostgreSQL, whose minor releases are
 # the patch releases; then an optional variant (-slim-trixie) and digest.
 RELEASE = {
@@ -78,6 +78,12 @@ def test_base_image_is_pinned_to_a_release(where, image):
     name = image.split(":")[0]
     pinned = rf"^{name}:{RELEASE[name]}(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{{64}})?$"
     assert re.match(pinned, image), f"{where}: {image} is not pinned to a release"
+
+
+def test_the_mail_catcher_builds_on_the_backends_python_image():
+    python = {where: image for where, image in base_images().items() if image.startswith("python:")}
+    assert set(python) == {"backend/Dockerfile PYTHON_IMAGE", "maildev/Dockerfile PYTHON_IMAGE"}
+    assert len(set(python.values())) == 1, python
 
 
 def test_both_stacks_run_the_same_redis():
@@ -264,6 +270,7 @@ def test_without_a_reachable_database_the_audit_fails_distinctly_and_says_what_w
         "backend/requirements/dev.txt",
         "backend/requirements/stack-test.txt",
         "tests/spa/package-lock.json",
+        "maildev/package-lock.json",
     ):
         assert (
             f"NOT CHECKED: {'pip-audit' if lock.endswith('.txt') else 'npm audit'} could not check {lock}"
