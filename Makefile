@@ -3,9 +3,14 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -o errexit -o nounset -o pipefail -c
 
+# The Python that makes the virtualenv: 3.11 or newer, with its venv module.
 PYTHON ?= python3
-VENV := backend/.venv
-PY := $(CURDIR)/$(VENV)/bin/python
+VENV ?= backend/.venv
+PY := $(abspath $(VENV))/bin/python
+# What a fresh machine needs for the virtualenv, said when making it fails (README, Quick start).
+VENV_HELP := make needs Python 3.11+ with its venv module as $(PYTHON). Debian/Ubuntu: sudo apt install \
+	python3 python3-venv. macOS: a Python 3.11+ (brew install python@3.13, or python.org), then \
+	make run PYTHON=python3.13. Windows: use WSL (Ubuntu) and follow the Debian/Ubuntu line.
 MANAGE := cd backend && $(PY) manage.py
 # Where `make test-postgres` and `make bench-db` keep their throwaway PostgreSQL and Redis.
 SERVICES_DIR ?= $(CURDIR)/.cache/test-services
@@ -23,8 +28,10 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: backend/requirements/dev.txt backend/requirements/stack-test.txt
-	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
-	$(PYTHON) -m venv $(VENV)
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) was not found. $(VENV_HELP)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+		|| { echo "$(PYTHON) is Python $$($(PYTHON) -V 2>&1 | cut -d' ' -f2). $(VENV_HELP)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "Could not create $(VENV). $(VENV_HELP)" >&2; exit 1; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
 		-r backend/requirements/dev.txt -r backend/requirements/stack-test.txt
 	@touch $@
@@ -38,13 +45,26 @@ run: venv ## Migrate and serve the API on http://127.0.0.1:8000 (SQLite, no Dock
 	$(MANAGE) runserver 127.0.0.1:8000
 
 .PHONY: test
-test: venv ## Run the backend test suite (SQLite unless DB_* / REDIS_URL are set)
+# Natively by default. With STACK=dev given (on the command line or in the environment), in the dev
+# image against the dev stack's PostgreSQL and Redis, started if need be: Docker is all it needs. The
+# whole checkout is mounted, since some tests check the files beside backend/ (docs, compose, scripts);
+# as your own user, so that nothing it writes there is root's.
+ifeq ($(origin STACK),file)
+test: venv ## Run the backend test suite (SQLite unless DB_*/REDIS_URL are set); STACK=dev: in the dev image and stack
 	cd backend && $(PY) -m pytest $(PYTEST_ARGS)
+else ifeq ($(STACK),dev)
+test:
+	$(COMPOSE) run --rm --build --user "$$(id -u):$$(id -g)" --volume "$(CURDIR):/checkout" \
+		--workdir /checkout/backend backend python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+else
+test:
+	@echo "make test runs natively, or in the dev stack with STACK=dev; not in the production stack" >&2; exit 2
+endif
 
 .PHONY: test-postgres
 test-postgres: venv ## Run the suite against a throwaway PostgreSQL and Redis on 127.0.0.1
 	scripts/test-services start $(SERVICES_DIR)
-	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(MAKE) --no-print-directory test || status=$$?; \
+	set -a; . $(SERVICES_DIR)/env; set +a; status=0; (cd backend && $(PY) -m pytest $(PYTEST_ARGS)) || status=$$?; \
 		scripts/test-services stop $(SERVICES_DIR); exit $$status
 
 .PHONY: lint
@@ -92,6 +112,10 @@ bench-db: venv ## Compare database connection strategies under gunicorn (throwaw
 .PHONY: bench-gunicorn
 bench-gunicorn: venv ## Compare gunicorn workers x threads in the production stack (Docker)
 	$(PY) scripts/bench/gunicorn_sizing.py
+
+.PHONY: bench-logs
+bench-logs: venv ## Measure the production stack's log bytes per request, to size the log rotation (Docker)
+	$(PY) scripts/bench/log_volume.py
 
 # ---------------------------------------------------------------- the compose stacks
 

@@ -11,6 +11,7 @@ HTTPS connections for SECONDS (default 10). Prints requests per second, median a
 and the backend container's memory afterwards. The stack is removed (down -v) at the end.
 """
 
+import os
 import secrets
 import ssl
 import statistics
@@ -34,8 +35,14 @@ SECRET_KEY = secrets.token_urlsafe(50)
 
 def compose(env_file: Path, *args: str) -> str:
     command = ["docker", "compose", "--project-name", PROJECT, "--file", "compose.prod.yaml"]
+    # compose.prod.yaml hands the same file to the backend (env_file: ${ENV_FILE}).
     result = subprocess.run(
-        [*command, "--env-file", str(env_file), *args], cwd=ROOT, capture_output=True, text=True, check=False
+        [*command, "--env-file", str(env_file), *args],
+        cwd=ROOT,
+        env={**os.environ, "ENV_FILE": str(env_file)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         sys.exit(f"docker compose {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")

@@ -11,7 +11,7 @@ import httpx
 from cryptography import x509
 
 from .api import csrf_headers, login, logout, me, new_email, set_cookies, signup
-from .stacks import Stack, docker_inspect
+from .stacks import Stack, docker_inspect, run
 from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
 
 NEW_PASSWORD = "a new password from the reset mail"  # noqa: S105 (a test account)
@@ -183,6 +183,26 @@ def test_the_mail_catchers_web_ui_is_served_on_loopback(dev_stack):
     )
     assert page.status_code == 200
     assert "<title>MailDev" in page.text
+
+
+def test_make_test_stack_dev_runs_the_suite_in_the_dev_image_on_postgresql_and_redis(dev_stack):
+    """For someone with Docker only: the backend's tests in the dev image, against the stack's database
+    and Redis. The Redis tests are skipped without a real Redis, so none may be skipped here."""
+    result = run(
+        [
+            "make",
+            "--no-print-directory",
+            "test",
+            "STACK=dev",
+            "PYTEST_ARGS=-p no:randomly core/tests/test_rate_limit.py accounts/tests/test_apis_signup.py",
+        ],
+        cwd=dev_stack.directory,
+        env={**dev_stack.env, "COMPOSE_PROJECT_NAME": dev_stack.project},
+        timeout=600,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.search(r"=+ \d+ passed in ", summary), summary
+    assert "skipped" not in summary
 
 
 def test_every_container_runs_as_non_root(dev_stack):
