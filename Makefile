@@ -3,9 +3,14 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -o errexit -o nounset -o pipefail -c
 
+# The Python that makes the virtualenv: 3.11 or newer, with its venv module.
 PYTHON ?= python3
-VENV := backend/.venv
-PY := $(CURDIR)/$(VENV)/bin/python
+VENV ?= backend/.venv
+PY := $(abspath $(VENV))/bin/python
+# What a fresh machine needs for the virtualenv, said when making it fails (README, Quick start).
+VENV_HELP := make needs Python 3.11+ with its venv module as $(PYTHON). Debian/Ubuntu: sudo apt install \
+	python3 python3-venv. macOS: a Python 3.11+ (brew install python@3.13, or python.org), then \
+	make run PYTHON=python3.13. Windows: use WSL (Ubuntu) and follow the Debian/Ubuntu line.
 MANAGE := cd backend && $(PY) manage.py
 # Where `make test-postgres` and `make bench-db` keep their throwaway PostgreSQL and Redis.
 SERVICES_DIR ?= $(CURDIR)/.cache/test-services
@@ -14,7 +19,7 @@ SERVICES_DIR ?= $(CURDIR)/.cache/test-services
 STACK ?= dev
 export ENV_FILE ?= .env
 COMPOSE := scripts/compose $(STACK)
-# Where `make certs` writes a self-signed pair, and for which names.
+# Where `make certs` keeps its local CA and writes the certificate it signs, and for which names.
 CERTS_DIR ?= certs
 CERT_NAMES ?= localhost
 
@@ -22,14 +27,17 @@ CERT_NAMES ?= localhost
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: backend/requirements/dev.txt
-	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r backend/requirements/dev.txt
+$(VENV)/.installed: backend/requirements/dev.txt backend/requirements/stack-test.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) was not found. $(VENV_HELP)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+		|| { echo "$(PYTHON) is Python $$($(PYTHON) -V 2>&1 | cut -d' ' -f2). $(VENV_HELP)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "Could not create $(VENV). $(VENV_HELP)" >&2; exit 1; }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes \
+		-r backend/requirements/dev.txt -r backend/requirements/stack-test.txt
 	@touch $@
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Create backend/.venv with the locked dependencies
+venv: $(VENV)/.installed ## Create backend/.venv with the locked dependencies (dev and stack-test groups)
 
 .PHONY: run
 run: venv ## Migrate and serve the API on http://127.0.0.1:8000 (SQLite, no Docker)
@@ -37,13 +45,26 @@ run: venv ## Migrate and serve the API on http://127.0.0.1:8000 (SQLite, no Dock
 	$(MANAGE) runserver 127.0.0.1:8000
 
 .PHONY: test
-test: venv ## Run the backend test suite (SQLite unless DB_* / REDIS_URL are set)
+# Natively by default. With STACK=dev given (on the command line or in the environment), in the dev
+# image against the dev stack's PostgreSQL and Redis, started if need be: Docker is all it needs. The
+# whole checkout is mounted, since some tests check the files beside backend/ (docs, compose, scripts);
+# as your own user, so that nothing it writes there is root's.
+ifeq ($(origin STACK),file)
+test: venv ## Run the backend test suite (SQLite unless DB_*/REDIS_URL are set); STACK=dev: in the dev image and stack
 	cd backend && $(PY) -m pytest $(PYTEST_ARGS)
+else ifeq ($(STACK),dev)
+test:
+	$(COMPOSE) run --rm --build --user "$$(id -u):$$(id -g)" --volume "$(CURDIR):/checkout" \
+		--workdir /checkout/backend backend python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+else
+test:
+	@echo "make test runs natively, or in the dev stack with STACK=dev; not in the production stack" >&2; exit 2
+endif
 
 .PHONY: test-postgres
 test-postgres: venv ## Run the suite against a throwaway PostgreSQL and Redis on 127.0.0.1
 	scripts/test-services start $(SERVICES_DIR)
-	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(MAKE) --no-print-directory test || status=$$?; \
+	set -a; . $(SERVICES_DIR)/env; set +a; status=0; (cd backend && $(PY) -m pytest $(PYTEST_ARGS)) || status=$$?; \
 		scripts/test-services stop $(SERVICES_DIR); exit $$status
 
 .PHONY: lint
@@ -53,6 +74,10 @@ lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
 	cd backend && $(PY) -m mypy .
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
+
+.PHONY: audit
+audit: venv ## Known vulnerabilities in the Python locks and the test SPA's npm lock (scripts/audit.py)
+	$(PY) scripts/audit.py
 
 .PHONY: format
 format: venv ## Fix what ruff can fix and format the code
@@ -64,11 +89,15 @@ check-deploy: venv ## `check --deploy` with production settings and sample value
 		$(PY) manage.py check --deploy --fail-level WARNING
 
 .PHONY: lock
+# The command each lock file's header records; Renovate re-runs it from there (.github/renovate.json),
+# so options that take a value are written with "=".
 lock: ## Re-resolve backend/requirements/*.txt from backend/pyproject.toml (needs uv)
-	cd backend && uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
-		--quiet -o requirements/prod.txt
-	cd backend && uv pip compile pyproject.toml --group dev --constraint requirements/prod.txt \
-		--universal --python-version 3.11 --generate-hashes --quiet -o requirements/dev.txt
+	cd backend && uv pip compile pyproject.toml --universal --python-version=3.11 --generate-hashes \
+		--quiet --output-file=requirements/prod.txt
+	cd backend && uv pip compile pyproject.toml --group=dev --constraint=requirements/prod.txt \
+		--universal --python-version=3.11 --generate-hashes --quiet --output-file=requirements/dev.txt
+	cd backend && uv pip compile pyproject.toml --group=stack-test --constraint=requirements/dev.txt \
+		--universal --python-version=3.11 --generate-hashes --quiet --output-file=requirements/stack-test.txt
 
 .PHONY: bench-argon2
 bench-argon2: venv ## Measure the cost of a password hash and of a login
@@ -87,6 +116,10 @@ bench: venv ## The hot path against a bare Django view, through nginx (STACK=pro
 .PHONY: bench-gunicorn
 bench-gunicorn: venv ## Compare gunicorn workers x threads in the production stack (Docker)
 	$(PY) scripts/bench/gunicorn_sizing.py
+
+.PHONY: bench-logs
+bench-logs: venv ## Measure the production stack's log bytes per request, to size the log rotation (Docker)
+	$(PY) scripts/bench/log_volume.py
 
 # ---------------------------------------------------------------- the compose stacks
 
@@ -134,8 +167,12 @@ restore: ## Replace the database with a backup: make restore FILE=app-....dump
 	scripts/db-restore $(STACK) "$(FILE)"
 
 .PHONY: certs
-certs: ## Make a self-signed certificate in CERTS_DIR (default certs/) for CERT_NAMES (default localhost)
-	nginx/self-signed-cert $(CERTS_DIR) $(CERT_NAMES)
+certs: ## A certificate for CERT_NAMES (default localhost) from a local CA, both in CERTS_DIR (default certs/)
+	nginx/local-cert $(CERTS_DIR) $(CERT_NAMES)
+
+.PHONY: trust-ca
+trust-ca: ## Steps to trust the local CA (the running dev stack's, or CA_FILE=certs/ca.pem); INSTALL=1 does them
+	scripts/trust-ca $(if $(INSTALL),--install) $(CA_FILE)
 
 .PHONY: stack-test
 stack-test: venv ## Boot both stacks in Docker, check them through nginx and in Chromium (tests/stack)

@@ -4,13 +4,14 @@ container for several GUNICORN_WORKERS x GUNICORN_THREADS, measured through ngin
 Usage: backend/.venv/bin/python scripts/bench/gunicorn_sizing.py [SECONDS] [CLIENTS]
        (or: make bench-gunicorn; needs Docker with Compose v2 and the images of compose.prod.yaml)
 
-It boots compose.prod.yaml as project "bench-gunicorn" on 127.0.0.1:30443 with a self-signed
-certificate, signs one user up, and for each sizing recreates the backend, then lets CLIENTS threads
+It boots compose.prod.yaml as project "bench-gunicorn" on 127.0.0.1:30443 with a certificate
+from a local CA, signs one user up, and for each sizing recreates the backend, then lets CLIENTS threads
 (default 16) call GET /api/v1/auth/me (session from Redis, user from PostgreSQL) over keep-alive
 HTTPS connections for SECONDS (default 10). Prints requests per second, median and p99 latency, errors,
 and the backend container's memory afterwards. The stack is removed (down -v) at the end.
 """
 
+import os
 import secrets
 import ssl
 import statistics
@@ -34,8 +35,14 @@ SECRET_KEY = secrets.token_urlsafe(50)
 
 def compose(env_file: Path, *args: str) -> str:
     command = ["docker", "compose", "--project-name", PROJECT, "--file", "compose.prod.yaml"]
+    # compose.prod.yaml hands the same file to the backend (env_file: ${ENV_FILE}).
     result = subprocess.run(
-        [*command, "--env-file", str(env_file), *args], cwd=ROOT, capture_output=True, text=True, check=False
+        [*command, "--env-file", str(env_file), *args],
+        cwd=ROOT,
+        env={**os.environ, "ENV_FILE": str(env_file)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         sys.exit(f"docker compose {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -136,8 +143,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-gunicorn-") as name:
         directory = Path(name)
         (directory / "acme").mkdir()
-        subprocess.run([ROOT / "nginx" / "self-signed-cert", directory, "localhost"], check=True)
-        context = ssl.create_default_context(cafile=str(directory / "fullchain.pem"))
+        subprocess.run([ROOT / "nginx" / "local-cert", directory, "localhost"], check=True)
+        context = ssl.create_default_context(cafile=str(directory / "ca.pem"))
         env_file = write_env(directory, *SIZINGS[0])
         compose(env_file, "down", "--volumes", "--remove-orphans")
         try:

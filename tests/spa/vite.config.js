@@ -11,7 +11,7 @@ export default defineConfig({
       // '/api/' with the slash: a bare '/api' prefix would also proxy /api.js and the like.
       '/api/': {
         target: process.env.API_ORIGIN ?? 'https://localhost:8443',
-        secure: false, // the dev stack's certificate is self-signed
+        secure: false, // Node.js does not trust the dev stack's local CA
       },
     },
   },

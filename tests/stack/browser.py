@@ -4,6 +4,7 @@ test SPA (tests/spa) served from a second origin, and pages of other origins and
 import base64
 import functools
 import hashlib
+import os
 import shutil
 import ssl
 import subprocess
@@ -57,17 +58,21 @@ def spki_hash(certificate: Path) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-def launch_chromium(playwright: Playwright, trusted_certificates: list[Path]) -> Browser:
+def launch_chromium(
+    playwright: Playwright, trusted_certificates: list[Path], *, home: Path | None = None
+) -> Browser:
     """Headless Chromium from Debian's package with a fresh profile (Playwright makes a new
-    --user-data-dir for every launch) that also trusts the given self-signed certificates."""
+    --user-data-dir for every launch) that also trusts the given certificates, whatever signed them.
+    With `home`, Chromium runs with that HOME, whose NSS database (.pki/nssdb) holds the CAs the user
+    trusts, as on a developer's Linux desktop."""
     executable = shutil.which("chromium")
     assert executable, "Chromium is not installed: apt-get install chromium (Debian's package)"
-    trusted = ",".join(spki_hash(certificate) for certificate in trusted_certificates)
-    return playwright.chromium.launch(
-        executable_path=executable,
-        headless=True,
-        args=[*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={trusted}"],
-    )
+    args = list(CHROMIUM_FLAGS)
+    if trusted_certificates:
+        trusted = ",".join(spki_hash(certificate) for certificate in trusted_certificates)
+        args.append(f"--ignore-certificate-errors-spki-list={trusted}")
+    env = {**os.environ, "HOME": str(home)} if home is not None else None
+    return playwright.chromium.launch(executable_path=executable, headless=True, args=args, env=env)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -75,15 +75,19 @@ def dev_stack(workdir: Path) -> Iterator[Stack]:
         env=clean_environment({**DEV_PORTS, "CORS_ALLOWED_ORIGINS": DEV_CORS_ALLOWED_ORIGINS}),
         https_port=int(DEV_PORTS["HTTPS_PORT"]),
         http_port=int(DEV_PORTS["HTTP_PORT"]),
+        mail_ui_port=int(DEV_PORTS["MAIL_UI_PORT"]),
     )
     with phase("dev: remove leftovers"):
         stack.down()
     try:
         with phase("dev: build and start (docker compose up)"):
             stack.up()
-        # The certificate nginx made for itself on this first start; the client trusts only it.
+        # The local CA nginx made on this first start, which the clients trust, and the certificate it
+        # signed.
         stack.ca_file = workdir / "dev-ca.pem"
-        stack.ca_file.write_text(stack.exec("nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout)
+        stack.ca_file.write_text(stack.exec("nginx", "cat", "/etc/nginx/certs/ca.pem").stdout)
+        stack.certificate = workdir / "dev-certificate.pem"
+        stack.certificate.write_text(stack.exec("nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout)
         yield stack
     finally:
         with phase("dev: down --volumes"):
@@ -105,7 +109,8 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
         env=clean_environment({}),
         https_port=int(PROD_PORTS["HTTPS_PORT"]),
         http_port=int(PROD_PORTS["HTTP_PORT"]),
-        ca_file=directory / "certs" / "fullchain.pem",
+        ca_file=directory / "certs" / "ca.pem",
+        certificate=directory / "certs" / "fullchain.pem",
         env_file=env_file,
     )
     with phase("prod: remove leftovers"):

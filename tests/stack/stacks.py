@@ -26,7 +26,11 @@ SUFFIX = f"-{SLOT}" if SLOT else ""
 PORT_OFFSET = 100 * SLOT
 DEV_PROJECT = f"stacktest-dev{SUFFIX}"
 PROD_PROJECT = f"stacktest-prod{SUFFIX}"
-DEV_PORTS = {"HTTPS_PORT": str(28443 + PORT_OFFSET), "HTTP_PORT": str(28080 + PORT_OFFSET)}
+DEV_PORTS = {
+    "HTTPS_PORT": str(28443 + PORT_OFFSET),
+    "HTTP_PORT": str(28080 + PORT_OFFSET),
+    "MAIL_UI_PORT": str(28108 + PORT_OFFSET),
+}
 PROD_PORTS = {"HTTPS_PORT": str(29443 + PORT_OFFSET), "HTTP_PORT": str(29080 + PORT_OFFSET)}
 # The prod stack's nginx/backend network: not the default one, so a deployed stack can run beside.
 PROD_EDGE_SUBNET = f"172.16.{252 - SLOT}.0/24"
@@ -92,9 +96,14 @@ class Stack:
     env: dict[str, str]
     https_port: int
     http_port: int
+    # The local CA that signed nginx's certificate (nginx/local-cert), which the clients trust, and the
+    # certificate itself.
     ca_file: Path | None = None
+    certificate: Path | None = None
     # compose.prod.yaml's variables; compose.yaml needs none.
     env_file: Path | None = None
+    # The dev stack's mail catcher (MailDev): its web UI and REST API.
+    mail_ui_port: int | None = None
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600
@@ -120,12 +129,12 @@ class Stack:
         return f"https://localhost:{self.https_port}"
 
     def tls_context(self) -> ssl.SSLContext:
-        assert self.ca_file is not None, "the stack's certificate is not known yet"
+        assert self.ca_file is not None, "the stack's CA is not known yet"
         return ssl.create_default_context(cafile=str(self.ca_file))
 
     def client(self, *, http2: bool = True, **kwargs: Any) -> httpx.Client:
-        """An HTTPS client for https://localhost:<port> that trusts the stack's self-signed certificate,
-        keeps cookies like a browser, and connects over IPv4 loopback only."""
+        """An HTTPS client for https://localhost:<port> that trusts the stack's local CA (and nothing
+        else), keeps cookies like a browser, and connects over IPv4 loopback only."""
         return httpx.Client(
             base_url=self.origin,
             transport=httpx.HTTPTransport(verify=self.tls_context(), local_address="127.0.0.1", http2=http2),
@@ -204,7 +213,8 @@ def clean_checkout(target: Path) -> Path:
 
 
 def prod_env_file(directory: Path) -> Path:
-    """A production .env as an operator writes it, with a self-signed certificate and loopback ports."""
+    """A production .env as an operator writes it, with a certificate from `make certs` (a local CA) and
+    loopback ports."""
     certs = directory / "certs"
     run(
         [

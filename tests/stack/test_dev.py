@@ -1,20 +1,27 @@
 """compose.yaml as a developer gets it: a fresh checkout without .env, `docker compose up`, the API at
 https://localhost:<port>/api/v1/ with a certificate made on the first start, code reloaded on change."""
 
+import datetime
 import json
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+from cryptography import x509
 
-from .api import login, logout, me, new_email, set_cookies, signup
-from .stacks import Stack, docker_inspect
+from .api import csrf_headers, login, logout, me, new_email, set_cookies, signup
+from .stacks import Stack, docker_inspect, run
+from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
+
+NEW_PASSWORD = "a new password from the reset mail"  # noqa: S105 (a test account)
 
 
-def test_the_api_answers_over_https_with_the_generated_certificate(dev_stack):
-    certificate = dev_stack.ca_file.read_text()
-    assert "BEGIN CERTIFICATE" in certificate
+def test_the_api_answers_over_https_with_a_certificate_from_the_local_ca(dev_stack):
+    assert_server_certificate_from_the_ca(dev_stack.certificate, dev_stack.ca_file, ["localhost"])
 
+    # The client trusts the CA alone, not the certificate itself.
     with dev_stack.client() as client:
         response = client.get("/api/v1/auth/me")
     assert response.status_code == 401
@@ -22,6 +29,39 @@ def test_the_api_answers_over_https_with_the_generated_certificate(dev_stack):
     assert "strict-transport-security" not in response.headers, "HSTS would pin every localhost port"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert len(response.headers["x-request-id"]) == 32
+
+
+def test_nginx_passes_mozillas_intermediate_check(dev_stack):
+    mozilla_intermediate_check(dev_stack)
+
+
+def test_the_certificate_is_renewed_at_a_start_when_close_to_expiry(dev_stack):
+    # A certificate from the same CA with ten days left, as a volume a year old would hold.
+    dev_stack.exec(
+        "nginx",
+        "sh",
+        "-c",
+        "cd /etc/nginx/certs"
+        " && openssl req -new -key privkey.pem -subj /CN=localhost -out /tmp/request.pem"
+        " && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\\n' > /tmp/extensions"
+        " && openssl x509 -req -in /tmp/request.pem -CA ca.pem -CAkey ca-key.pem -set_serial 1 -days 10"
+        " -extfile /tmp/extensions -out fullchain.pem",
+    )
+    ca_before = dev_stack.exec("nginx", "cat", "/etc/nginx/certs/ca.pem").stdout
+
+    dev_stack.compose("restart", "nginx")
+    dev_stack.compose("up", "--detach", "--wait", "--no-build", "nginx", timeout=300)
+
+    renewed = dev_stack.exec("nginx", "cat", "/etc/nginx/certs/fullchain.pem").stdout
+    assert dev_stack.exec("nginx", "cat", "/etc/nginx/certs/ca.pem").stdout == ca_before, "the CA is kept"
+    certificate = x509.load_pem_x509_certificate(renewed.encode())
+    assert certificate.serial_number != 1
+    assert certificate.not_valid_after_utc - certificate.not_valid_before_utc == datetime.timedelta(days=365)
+    assert "local-cert: wrote /etc/nginx/certs/fullchain.pem" in dev_stack.compose("logs", "nginx").stdout
+    # The browser tests that follow trust the certificate nginx serves now.
+    dev_stack.certificate.write_text(renewed)
+    with dev_stack.client() as client:
+        assert client.get("/api/v1/health/live").status_code == 200
 
 
 def test_http_redirects_to_the_https_port(dev_stack):
@@ -97,19 +137,101 @@ def test_the_dev_server_reloads_changed_code(dev_stack):
         assert live_body_within(dev_stack, {"status": "ok"}, (apis, source)) == {"status": "ok"}
 
 
+def mails_to(stack: Stack, address: str, seconds: float = 15) -> list[dict[str, Any]]:
+    """The mails MailDev holds for the address, from its REST API; waits for at least one (the backend
+    sends from a background thread after its response)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        response = httpx.get(
+            f"http://127.0.0.1:{stack.mail_ui_port}/api/email", params={"to.address": address}, timeout=5
+        )
+        response.raise_for_status()
+        mails: list[dict[str, Any]] = response.json()
+        if mails or time.monotonic() > deadline:
+            return mails
+        time.sleep(0.5)
+
+
+def test_a_password_reset_mail_lands_in_the_mail_catcher_and_completes_through_nginx(dev_stack):
+    email = new_email()
+    with dev_stack.client() as client:
+        assert signup(client, dev_stack.origin, email).status_code == 201
+        assert logout(client, dev_stack.origin).status_code == 204
+        requested = client.post(
+            "/api/v1/auth/password/reset",
+            json={"email": email},
+            headers=csrf_headers(client, dev_stack.origin),
+        )
+        assert requested.status_code == 202, requested.text
+
+        [mail] = mails_to(dev_stack, email)
+        # The link points at the frontend's page (PASSWORD_RESET_URL), which posts uid and token back.
+        link = re.search(r"http://localhost:5173/reset-password\?uid=(\S+)&token=(\S+)", mail["text"])
+        assert link, mail["text"]
+        uid, token = link.groups()
+        confirmed = client.post(
+            "/api/v1/auth/password/reset/confirm",
+            json={"uid": uid, "token": token, "new_password": NEW_PASSWORD},
+            headers=csrf_headers(client, dev_stack.origin),
+        )
+        assert confirmed.status_code == 204, confirmed.text
+
+        assert login(client, dev_stack.origin, email).status_code == 400, "the old password is gone"
+        logged_in = client.post(
+            "/api/v1/auth/login",
+            json={"email": email, "password": NEW_PASSWORD},
+            headers=csrf_headers(client, dev_stack.origin),
+        )
+        assert logged_in.status_code == 200, logged_in.text
+    # The mail went to the catcher, not into the backend's log.
+    assert token not in dev_stack.compose("logs", "backend").stdout
+
+
+def test_the_mail_catchers_web_ui_is_served_on_loopback(dev_stack):
+    # As a browser asks for it (MailDev answers 404 to a request that does not accept HTML).
+    page = httpx.get(
+        f"http://127.0.0.1:{dev_stack.mail_ui_port}/", headers={"Accept": "text/html"}, timeout=5
+    )
+    assert page.status_code == 200
+    assert "<title>MailDev" in page.text
+
+
+def test_make_test_stack_dev_runs_the_suite_in_the_dev_image_on_postgresql_and_redis(dev_stack):
+    """For someone with Docker only: the backend's tests in the dev image, against the stack's database
+    and Redis. The Redis tests are skipped without a real Redis, so none may be skipped here."""
+    result = run(
+        [
+            "make",
+            "--no-print-directory",
+            "test",
+            "STACK=dev",
+            "PYTEST_ARGS=-p no:randomly core/tests/test_rate_limit.py accounts/tests/test_apis_signup.py",
+        ],
+        cwd=dev_stack.directory,
+        env={**dev_stack.env, "COMPOSE_PROJECT_NAME": dev_stack.project},
+        timeout=600,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.search(r"=+ \d+ passed in ", summary), summary
+    assert "skipped" not in summary
+
+
 def test_every_container_runs_as_non_root(dev_stack):
     containers = dev_stack.container_ids()
-    assert set(containers) == {"db", "redis", "backend", "nginx"}
+    assert set(containers) == {"db", "redis", "backend", "nginx", "maildev"}
     for service in containers:
         assert "0" not in dev_stack.process_uids(service), service
 
 
 def test_every_service_is_healthy(dev_stack):
     health = {service: entry["Health"] for service, entry in dev_stack.containers().items()}
-    assert health == dict.fromkeys(("db", "redis", "backend", "nginx"), "healthy")
+    assert health == dict.fromkeys(("db", "redis", "backend", "nginx", "maildev"), "healthy")
 
 
 def test_ports_are_published_on_loopback_as_configured(dev_stack):
     ports = docker_inspect(dev_stack.container_ids()["nginx"])["NetworkSettings"]["Ports"]
     assert ports["8443/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(dev_stack.https_port)}]
     assert ports["8080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(dev_stack.http_port)}]
+    ports = docker_inspect(dev_stack.container_ids()["maildev"])["NetworkSettings"]["Ports"]
+    assert ports["1080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(dev_stack.mail_ui_port)}]
+    assert ports["1025/tcp"] is None, "SMTP only on the stack's network"

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from .api import PASSWORD, csrf_headers, login, logout, me, new_email, set_cookies, signup
-from .stacks import REPO, Stack, docker_inspect, run
+from .stacks import API_HOST, REPO, SPA_HOST, Stack, docker_inspect, run
+from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
 
 pytestmark = pytest.mark.usefixtures("prod_stack")
 
@@ -63,6 +64,16 @@ def test_acme_challenges_are_served_over_plain_http(prod_stack, workdir):
         response = client.get("/.well-known/acme-challenge/token-123")
     assert response.status_code == 200
     assert response.text == "token-123.key-authorization"
+
+
+def test_make_certs_gives_a_certificate_from_its_local_ca(prod_stack):
+    assert_server_certificate_from_the_ca(
+        prod_stack.certificate, prod_stack.ca_file, ["localhost", API_HOST, SPA_HOST]
+    )
+
+
+def test_nginx_passes_mozillas_intermediate_check(prod_stack):
+    mozilla_intermediate_check(prod_stack)
 
 
 def test_tls_1_2_and_1_3_with_http2_and_nothing_older(prod_stack):
@@ -339,7 +350,11 @@ def test_every_container_runs_as_non_root_and_hardened(prod_stack):
         assert "no-new-privileges:true" in host["SecurityOpt"], service
         assert host["Memory"] > 0, service
         assert host["NanoCpus"] > 0, service
-        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "5", "max-size": "10m"}}
+        if service in ("nginx", "backend"):  # a line per request: a day's worth (compose.prod.yaml)
+            rotation = {"max-file": "10", "max-size": "50m", "compress": "true"}
+        else:
+            rotation = {"max-file": "5", "max-size": "10m"}
+        assert host["LogConfig"] == {"Type": "json-file", "Config": rotation}, service
         if service == "migrate":
             assert (details["State"]["Status"], details["State"]["ExitCode"]) == ("exited", 0)
             continue

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Playwright, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from .api import PASSWORD, new_email
 from .browser import (
@@ -31,7 +33,7 @@ from .browser import (
     sign_up,
     submit,
 )
-from .stacks import DEV_SERVER_PORT, Stack
+from .stacks import DEV_SERVER_PORT, REPO, Stack, clean_environment, run
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +77,8 @@ def dev_server(dev_stack: Stack, workdir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright, dev_stack: Stack) -> Iterator[Browser]:
-    assert dev_stack.ca_file is not None
-    chromium = launch_chromium(playwright, [dev_stack.ca_file])
+    assert dev_stack.certificate is not None
+    chromium = launch_chromium(playwright, [dev_stack.certificate])
     yield chromium
     chromium.close()
 
@@ -112,3 +114,62 @@ def test_a_login_form_on_the_api_origin_passes_django_s_origin_check(context, de
     trust X-Forwarded-Proto, so the same-origin admin login passes the Origin check."""
     page = admin_login(context, dev_stack, new_email())
     expect(page.locator("#site-name")).to_be_visible()
+
+
+# ---------------------------------------------------------------- make trust-ca
+
+
+def developer_home() -> Path:
+    """An empty HOME that the unprivileged user the next test runs as can write to."""
+    home = Path(tempfile.mkdtemp(prefix="developer-home-"))
+    if os.getuid() == 0:
+        shutil.chown(home, "nobody", "nogroup")
+    return home
+
+
+def test_the_dev_stack_opens_without_a_warning_once_make_trust_ca_installed_its_ca(playwright, dev_stack):
+    """`make trust-ca` copies the running dev stack's CA out of its volume and prints the steps; with
+    INSTALL=1, run by a developer (not root), it adds the CA to their NSS database, which Chromium on
+    Linux reads. No certificate is trusted any other way here: no SPKI list."""
+    shown = run(
+        ["make", "--no-print-directory", "trust-ca"],
+        cwd=dev_stack.directory,
+        env={**dev_stack.env, "COMPOSE_PROJECT_NAME": dev_stack.project},
+    )
+    copied = dev_stack.directory / "certs" / "dev-ca.pem"
+    assert copied.read_text() == dev_stack.ca_file.read_text()
+    assert "sudo update-ca-certificates" in shown.stdout
+    assert "certutil -d sql:$HOME/.pki/nssdb -A -t C,," in shown.stdout
+
+    home, untrusting_home = developer_home(), developer_home()
+    ca = home / "dev-ca.pem"
+    shutil.copy(copied, ca)
+    as_developer = ["runuser", "-u", "nobody", "--"] if os.getuid() == 0 else []
+    installed = run(
+        [*as_developer, "env", f"HOME={home}", str(REPO / "scripts" / "trust-ca"), "--install", str(ca)],
+        cwd=home,
+        env=clean_environment({}),
+    )
+    assert f"trusted in the NSS database {home}/.pki/nssdb" in installed.stdout
+    assert "skipped the system store" in installed.stdout or os.getuid() != 0
+
+    url = f"{dev_stack.origin}/api/v1/health/live"
+    try:
+        chromium = launch_chromium(playwright, [], home=home)
+        try:
+            response = chromium.new_page().goto(url)
+            assert response is not None
+            assert response.status == 200
+        finally:
+            chromium.close()
+
+        # The same browser without the CA in its NSS database refuses the certificate.
+        chromium = launch_chromium(playwright, [], home=untrusting_home)
+        try:
+            with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):
+                chromium.new_page().goto(url)
+        finally:
+            chromium.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(untrusting_home, ignore_errors=True)

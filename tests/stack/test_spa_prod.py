@@ -38,9 +38,10 @@ OTHER_SITE_PORT = PROD_SPA_PORT + 3
 
 @pytest.fixture(scope="module")
 def certificate(prod_stack: Stack) -> dict[str, Path]:
-    """The prod stack's self-signed certificate for localhost; the test's own HTTPS servers use it too."""
-    assert prod_stack.ca_file is not None
-    return {"certificate": prod_stack.ca_file, "key": prod_stack.ca_file.with_name("privkey.pem")}
+    """The prod stack's certificate for localhost (from `make certs`); the test's own HTTPS servers use it
+    too."""
+    assert prod_stack.certificate is not None
+    return {"certificate": prod_stack.certificate, "key": prod_stack.certificate.with_name("privkey.pem")}
 
 
 @pytest.fixture(scope="module")

@@ -286,7 +286,13 @@ STORAGES = {
 
 # ---------------------------------------------------------------- email
 
-EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+# smtp sends through EMAIL_HOST; console prints each mail to stdout instead (local settings' default, so
+# `make run` needs no mail server; the dev stack sends to its mail catcher over SMTP).
+EMAIL_BACKENDS = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+}
+EMAIL_BACKEND = EMAIL_BACKENDS[env_choice("EMAIL_DELIVERY", tuple(EMAIL_BACKENDS), "smtp")]
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, min_value=1, max_value=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")

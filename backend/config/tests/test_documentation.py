@@ -232,3 +232,22 @@ def test_frontend_snippet_is_the_code_the_browser_test_runs(snippet):
     """Each js block of docs/frontend.md's "Connecting a frontend" is copied, unchanged, from the test SPA."""
     sources = [path.read_text() for path in (REPO / "tests" / "spa").glob("*.js")]
     assert any(snippet in source for source in sources), snippet
+
+
+# ---------------------------------------------------------------- log rotation
+
+
+def test_the_log_rotation_keeps_a_day_at_the_rate_the_decision_states():
+    """compose.prod.yaml's rotation for the services that log each request holds a day at the rate
+    docs/decisions.md sizes it for, at the bytes per request measured there (make bench-logs)."""
+    decision = markdown_section(REPO / "docs" / "decisions.md", "Log rotation: a day of traffic on the host")
+    [rate] = re.findall(r"a day at (\d+) requests per second", decision)
+    measured = dict(re.findall(r"^ +(nginx|backend) +(\d+) +\d+$", decision, re.MULTILINE))
+    assert set(measured) == {"nginx", "backend"}
+    services = compose_file("compose.prod.yaml")["services"]
+    for service, bytes_per_request in measured.items():
+        options = services[service]["logging"]["options"]
+        assert options["max-size"].endswith("m"), options
+        kept = int(options["max-size"].removesuffix("m")) * 1000 * 1000 * int(options["max-file"])
+        assert kept >= int(bytes_per_request) * int(rate) * 86_400, (service, options)
+        assert options["compress"] == "true", service
