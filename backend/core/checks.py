@@ -11,6 +11,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from core import rate_limit
 
 SESSION_ENGINES_SURVIVING_CACHE_LOSS = (
+    "core.sessions",
     "django.contrib.sessions.backends.cached_db",
     "django.contrib.sessions.backends.db",
 )
@@ -45,7 +46,7 @@ def check_api_defaults(app_configs: Sequence[Any] | None, **kwargs: Any) -> list
         problems.append(
             Error(
                 f"SESSION_ENGINE {settings.SESSION_ENGINE!r} loses sessions when the cache is flushed.",
-                hint="Use django.contrib.sessions.backends.cached_db.",
+                hint="Use core.sessions.",
                 id="core.E003",
             )
         )
