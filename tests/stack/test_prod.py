@@ -46,12 +46,15 @@ def tls_handshake(stack: Stack, context: ssl.SSLContext) -> ssl.SSLSocket:
 def test_http_answers_308_to_https_on_the_public_port(prod_stack):
     with prod_stack.plain_http_client() as client:
         for method in ("GET", "POST"):
-            response = client.request(method, "/api/v1/auth/me?next=1")
-            assert response.status_code == 308
-            assert (
-                response.headers["location"]
-                == f"https://localhost:{prod_stack.https_port}/api/v1/auth/me?next=1"
-            )
+            # The redirect names the configured server, whatever Host the client sent.
+            for host in (None, "evil.example.com"):
+                headers = {"Host": host} if host else {}
+                response = client.request(method, "/api/v1/auth/me?next=1", headers=headers)
+                assert response.status_code == 308
+                assert (
+                    response.headers["location"]
+                    == f"https://localhost:{prod_stack.https_port}/api/v1/auth/me?next=1"
+                )
 
 
 def test_acme_challenges_are_served_over_plain_http(prod_stack, workdir):

@@ -45,6 +45,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so every log line of the request, and the response, carry the request id.
     "core.middleware.RequestIdMiddleware",
+    # Before anything reads the Host header.
+    "core.middleware.AllowedHostMiddleware",
+    "core.middleware.NoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before CommonMiddleware so that preflight and error responses get the CORS headers too.

@@ -398,3 +398,13 @@ def test_an_unreachable_dependency_outside_drf_is_503_under_api(db, dependency):
     client = SpaClient(raise_request_exception=False)
 
     assert_unavailable(client.get(f"/api/test/plain-dependency-down/{dependency}"))
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deeply_nested_json_is_a_parse_error(client, caplog, depth):
+    body = '{"email": ' + "[" * depth + "]" * depth + ', "password": "x"}'
+
+    response = client.post(LOGIN, body, content_type="application/json")
+
+    assert "nested too deeply" in error_body(response, errors.PARSE_ERROR)["message"]
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
