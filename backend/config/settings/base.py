@@ -88,22 +88,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # ---------------------------------------------------------------- database
 
 # SQLite unless DB_HOST names a PostgreSQL server; then every DB_* variable must be set.
+SQLITE_DATABASE = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": BASE_DIR / "db.sqlite3",
+    "OPTIONS": {
+        # Several threads or processes write at once (runserver's threads, a second manage.py): WAL lets
+        # readers work beside a writer; IMMEDIATE takes the write lock when a transaction starts, where
+        # a read lock upgraded later fails at once with "database is locked" whatever the timeout; and a
+        # writer waits up to 20 s for the lock.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    },
+}
 if env_str("DB_HOST", "") == "":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
-            "OPTIONS": {
-                # Several threads or processes write at once (runserver, a dev server, tests): WAL lets
-                # readers work beside a writer, IMMEDIATE takes the write lock when a transaction starts
-                # instead of failing when it upgrades a read lock, and a writer waits up to 20 s for
-                # the lock instead of failing with "database is locked".
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
-        }
-    }
+    DATABASES = {"default": SQLITE_DATABASE}
 else:
     DATABASES = {
         "default": {

@@ -1,6 +1,7 @@
 """core.cache: a Redis that is paused, stopped or unresolvable costs a request at most one short timeout,
 once per process and breaker window; the security limits keep holding meanwhile."""
 
+import json
 import logging
 import socket
 import threading
@@ -202,3 +203,25 @@ def test_a_stalled_resolver_costs_at_most_the_connect_timeout(settings, monkeypa
     [opened] = breaker_messages(caplog)
     assert "resolving redis.stalled.test took longer than 0.5s" in opened
     assert next(r.levelno for r in caplog.records if r.name == "core.cache") == logging.WARNING
+
+
+# ---------------------------------------------------------------- what Redis holds
+
+
+@pytest.mark.redis
+def test_cached_values_are_json_not_pickle():
+    """Whoever can write to Redis must not be able to make the backend unpickle (run) something."""
+    cache.set("value", {"user": 1, "roles": ["a"]})
+
+    raw = cache.client.get_client().get(cache.make_key("value"))  # type: ignore[attr-defined]
+
+    assert json.loads(raw) == {"user": 1, "roles": ["a"]}
+
+
+@pytest.mark.redis
+def test_a_session_is_stored_as_json(user_client):
+    key = cache.make_key(f"django.contrib.sessions.cached_db{user_client.session_key}")
+
+    raw = cache.client.get_client().get(key)  # type: ignore[attr-defined]
+
+    assert "_auth_user_id" in json.loads(raw)
