@@ -12,7 +12,7 @@ from django.core.cache import cache
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
-from core import background, rate_limit
+from core import background, health, rate_limit
 from core import cache as core_cache
 from core.logging import JsonFormatter
 from testing import (
@@ -79,6 +79,7 @@ def _isolated_cache() -> Iterator[None]:
     _clear_cache()
     rate_limit.forget_local_counts()
     core_cache.reset_breakers()
+    health.forget()
 
 
 def _clear_cache() -> None:
