@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 import pytest
+from django.db import connections
 from django.db.utils import ConnectionHandler
 
 from core import health
@@ -193,7 +194,7 @@ def test_the_database_check_keeps_its_connection(db, settings, monkeypatch):
 
     def recording():
         check()
-        seen.append(id(health.connections["default"].connection))
+        seen.append(id(connections["default"].connection))
 
     monkeypatch.setitem(health.CHECKS, "database", recording)
 
