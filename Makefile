@@ -113,8 +113,8 @@ manage: ## Run manage.py in the running backend, e.g. make manage ARGS="makemigr
 	$(COMPOSE) exec $(if $(filter dev,$(STACK)),--user "$$(id -u):$$(id -g)") backend python manage.py $(ARGS)
 
 .PHONY: migrate
-migrate: ## Apply migrations in the running stack
-	$(COMPOSE) exec backend python manage.py migrate --no-input
+migrate: ## Apply migrations in the running stack (prod: the migrate one-shot, as the tables' owner)
+	$(if $(filter prod,$(STACK)),$(COMPOSE) run --rm migrate,$(COMPOSE) exec backend python manage.py migrate --no-input)
 
 .PHONY: createsuperuser
 createsuperuser: ## Create an admin user in the running stack

@@ -28,15 +28,19 @@ from testing import (
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "redis: needs a real Redis (REDIS_URL); skipped without one")
+    config.addinivalue_line("markers", "postgresql: needs PostgreSQL (DB_HOST); skipped on SQLite")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
-        return
-    skip = pytest.mark.skip(reason="needs REDIS_URL (CI runs these in its PostgreSQL + Redis pass)")
+    # CI runs both kinds in its PostgreSQL + Redis pass (make test-postgres).
+    missing = {
+        "redis": settings.CACHES["default"]["BACKEND"] != "django_redis.cache.RedisCache",
+        "postgresql": settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    }
     for item in items:
-        if "redis" in item.keywords:
-            item.add_marker(skip)
+        for marker, is_missing in missing.items():
+            if is_missing and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=f"needs {marker} (make test-postgres)"))
 
 
 @pytest.fixture(autouse=True)

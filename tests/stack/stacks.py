@@ -223,6 +223,7 @@ def prod_env_file(directory: Path) -> Path:
         "SERVER_NAME": "localhost",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "DB_PASSWORD": secrets.token_hex(16),
+        "DB_APP_PASSWORD": secrets.token_hex(16),
         "REDIS_PASSWORD": secrets.token_hex(16),
         "TLS_CERT_FILE": str(certs / "fullchain.pem"),
         "TLS_KEY_FILE": str(certs / "privkey.pem"),

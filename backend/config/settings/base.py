@@ -125,6 +125,12 @@ else:
         }
     }
 
+# The least-privilege role (data only, no DDL) that `migrate`, connected as the owner DB_USER, creates
+# and grants after every run (core.database_roles); compose.prod.yaml runs the backend as it. Empty:
+# none is managed.
+DB_APP_USER = env_str("DB_APP_USER", "")
+DB_APP_PASSWORD = env_secret("DB_APP_PASSWORD", "")
+
 # ---------------------------------------------------------------- cache and sessions
 
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"), "")
