@@ -87,6 +87,24 @@ def check_deployment(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[C
                 id="core.E006",
             )
         )
+    for cookie in ("SESSION", "CSRF"):
+        name = getattr(settings, f"{cookie}_COOKIE_NAME")
+        secure, path = (
+            getattr(settings, f"{cookie}_COOKIE_SECURE"),
+            getattr(settings, f"{cookie}_COOKIE_PATH"),
+        )
+        if name.startswith("__Host-") and not (
+            secure and path == "/" and not getattr(settings, f"{cookie}_COOKIE_DOMAIN")
+        ):
+            problems.append(
+                Error(
+                    f"{cookie}_COOKIE_NAME {name!r} has the __Host- prefix, so browsers drop the cookie "
+                    "unless it is Secure, on Path=/ and without a Domain.",
+                    hint=f"Set {cookie}_COOKIE_SECURE = True, {cookie}_COOKIE_PATH = '/' and no "
+                    f"{cookie}_COOKIE_DOMAIN, or drop the prefix.",
+                    id="core.E007",
+                )
+            )
     if settings.SECURE_PROXY_SSL_HEADER and settings.TRUSTED_PROXY_COUNT == 0:
         problems.append(
             Warning(

@@ -107,6 +107,7 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
         http_port=int(PROD_PORTS["HTTP_PORT"]),
         ca_file=directory / "certs" / "fullchain.pem",
         env_file=env_file,
+        cookie_prefix="__Host-",
     )
     with phase("prod: remove leftovers"):
         stack.down()

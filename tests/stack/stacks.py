@@ -95,6 +95,16 @@ class Stack:
     ca_file: Path | None = None
     # compose.prod.yaml's variables; compose.yaml needs none.
     env_file: Path | None = None
+    # Production settings name the session and CSRF cookies __Host-sessionid and __Host-csrftoken.
+    cookie_prefix: str = ""
+
+    @property
+    def session_cookie(self) -> str:
+        return f"{self.cookie_prefix}sessionid"
+
+    @property
+    def csrf_cookie(self) -> str:
+        return f"{self.cookie_prefix}csrftoken"
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600

@@ -109,17 +109,24 @@ def test_signup_me_logout_me_with_secure_cookies(prod_stack):
         csrf = client.get("/api/v1/auth/csrf")
         assert csrf.status_code == 200
         assert csrf.http_version == "HTTP/2"
-        csrf_cookie = set_cookies(csrf)["csrftoken"]
+        csrf_cookie = set_cookies(csrf)[prod_stack.csrf_cookie]
         assert csrf_cookie["secure"] is True
         assert csrf_cookie["samesite"] == "Lax"
         assert not csrf_cookie["httponly"], "the SPA must read the CSRF cookie"
 
         signed_up = signup(client, prod_stack.origin, FIRST_USER)
         assert signed_up.status_code == 201, signed_up.text
-        session_cookie = set_cookies(signed_up)["sessionid"]
+        session_cookie = set_cookies(signed_up)[prod_stack.session_cookie]
         assert session_cookie["secure"] is True
         assert session_cookie["httponly"] is True
         assert session_cookie["samesite"] == "Lax"
+        # __Host- cookies: browsers take them only so, and no sibling subdomain can set them.
+        for name, cookie in (
+            (prod_stack.csrf_cookie, csrf_cookie),
+            (prod_stack.session_cookie, session_cookie),
+        ):
+            assert name.startswith("__Host-")
+            assert (cookie["path"], cookie["domain"]) == ("/", ""), name
 
         assert me(client).json()["email"] == FIRST_USER
 

@@ -170,6 +170,23 @@ def test_e006_process_local_cache(production_like, backend):
     assert isinstance(messages[0], Error)
 
 
+@pytest.mark.parametrize("cookie", ["SESSION", "CSRF"])
+@pytest.mark.parametrize(
+    "unfit",
+    [{"SECURE": False}, {"PATH": "/api/"}, {"DOMAIN": "example.com"}],
+    ids=["not-secure", "path", "domain"],
+)
+def test_e007_host_prefixed_cookie_that_browsers_would_drop(production_like, cookie, unfit):
+    production_like.SESSION_COOKIE_NAME = "__Host-sessionid"
+    production_like.CSRF_COOKIE_NAME = "__Host-csrftoken"
+    production_like.SESSION_COOKIE_SECURE = production_like.CSRF_COOKIE_SECURE = True
+    assert check_deployment(None) == []
+    for attribute, value in unfit.items():
+        setattr(production_like, f"{cookie}_COOKIE_{attribute}", value)
+
+    assert ids(check_deployment(None)) == ["core.E007"]
+
+
 def test_w001_behind_a_tls_proxy_without_trusted_proxies(production_like):
     production_like.TRUSTED_PROXY_COUNT = 0
 
