@@ -80,6 +80,12 @@ bench-db: venv ## Compare database connection strategies under gunicorn (throwaw
 	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(PY) scripts/bench/db_connections.py || status=$$?; \
 		scripts/test-services stop $(SERVICES_DIR); exit $$status
 
+.PHONY: bench-redis-faults
+bench-redis-faults: venv ## Measure the API with Redis healthy, paused and stopped (throwaway PostgreSQL)
+	scripts/test-services start $(SERVICES_DIR)
+	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(PY) scripts/bench/redis_faults.py || status=$$?; \
+		scripts/test-services stop $(SERVICES_DIR); exit $$status
+
 .PHONY: bench-gunicorn
 bench-gunicorn: venv ## Compare gunicorn workers x threads in the production stack (Docker)
 	$(PY) scripts/bench/gunicorn_sizing.py
