@@ -208,6 +208,8 @@ class Connection(_BreakerMixin, redis.Connection):
 
 
 class SSLConnection(_BreakerMixin, redis.SSLConnection):
+    # Name resolution stays redis-py's here: TLS checks the certificate against the host name.
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.breaker = breaker_for(f"{self.host}:{self.port}")
