@@ -356,6 +356,9 @@ LOGGING = {
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        # Only through the stdout handler: Django's own console handler (DEBUG on) would print each of
+        # its records a second time, unformatted and without the control characters escaped.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         # core.middleware writes the one access line per request; Django's 4xx warnings and runserver's
         # own access lines would repeat it. Unhandled errors are still logged at ERROR.
         "django.request": {"level": "ERROR"},

@@ -271,3 +271,22 @@ def test_no_secret_reaches_the_log(client, app_log):
     assert token not in logged
     # The uid is short (the user id in base64), so only a standalone occurrence counts.
     assert not re.search(rf"(?<![\w-]){re.escape(uid)}(?![\w-])", logged)
+
+
+def handlers_of(name: str) -> list[logging.Handler]:
+    """Every handler a record of this logger reaches, walking up while loggers propagate (pytest's own
+    capturing handlers aside)."""
+    found: list[logging.Handler] = []
+    logger: logging.Logger | None = logging.getLogger(name)
+    while logger is not None:
+        found += [
+            handler for handler in logger.handlers if not type(handler).__module__.startswith("_pytest")
+        ]
+        logger = logger.parent if logger.propagate else None
+    return found
+
+
+@pytest.mark.parametrize("name", ["django.security.DisallowedHost", "django.request", "django.template"])
+def test_django_records_reach_only_the_stdout_handler(name):
+    """Django's own console handler (DEBUG on) would write each record a second time, unformatted."""
+    assert [handler.name for handler in handlers_of(name)] == ["stdout"]
