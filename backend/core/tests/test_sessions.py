@@ -180,3 +180,25 @@ def test_a_database_outage_while_the_middleware_saves_is_503_not_400(user_client
 
     assert_error(response, 503, "SERVICE_UNAVAILABLE")
     assert Session.objects.filter(pk=session.pk).exists()
+
+
+def test_a_session_ended_by_a_password_change_is_401_while_redis_is_unreachable(user, settings):
+    """Such a session is flushed when it is read, which needs Redis; it is no login either way."""
+    stale = logged_in_client(user)
+    stale_key = stale.session_key
+    current = logged_in_client(user)
+    changed = current.post(
+        "/api/v1/auth/password/change",
+        {"current_password": "correct horse battery staple", "new_password": "a completely new passphrase"},
+    )
+    assert changed.status_code == 204, changed.content
+    reachable = settings.CACHES
+    settings.CACHES = redis_cache_at(closed_port())
+
+    assert_error(stale.get(ME), 401, "NOT_AUTHENTICATED")
+    assert logged_in_id(current) == user.pk
+
+    settings.CACHES = reachable
+    assert_error(stale.get(ME), 401, "NOT_AUTHENTICATED")
+    assert Session.objects.filter(session_key=current.session_key).exists()
+    assert not Session.objects.filter(session_key=stale_key).exists()
