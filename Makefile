@@ -113,6 +113,12 @@ bench-db: venv ## Compare database connection strategies under gunicorn (throwaw
 bench: venv ## The hot path against a bare Django view, through nginx (STACK=prod: in the compose stack)
 	$(PY) scripts/bench/hot_path.py --stack $(if $(filter prod,$(STACK)),prod,native) $(BENCH_ARGS)
 
+.PHONY: bench-redis-faults
+bench-redis-faults: venv ## Measure the API with Redis healthy, paused and stopped (throwaway PostgreSQL)
+	scripts/test-services start $(SERVICES_DIR)
+	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(PY) scripts/bench/redis_faults.py || status=$$?; \
+		scripts/test-services stop $(SERVICES_DIR); exit $$status
+
 .PHONY: bench-gunicorn
 bench-gunicorn: venv ## Compare gunicorn workers x threads in the production stack (Docker)
 	$(PY) scripts/bench/gunicorn_sizing.py
@@ -150,8 +156,8 @@ manage: ## Run manage.py in the running backend, e.g. make manage ARGS="makemigr
 	$(COMPOSE) exec $(if $(filter dev,$(STACK)),--user "$$(id -u):$$(id -g)") backend python manage.py $(ARGS)
 
 .PHONY: migrate
-migrate: ## Apply migrations in the running stack
-	$(COMPOSE) exec backend python manage.py migrate --no-input
+migrate: ## Apply migrations in the running stack (prod: the migrate one-shot, as the tables' owner)
+	$(if $(filter prod,$(STACK)),$(COMPOSE) run --rm migrate,$(COMPOSE) exec backend python manage.py migrate --no-input)
 
 .PHONY: createsuperuser
 createsuperuser: ## Create an admin user in the running stack

@@ -4,7 +4,7 @@ limits and an empty cache for each test. The helpers behind them are in testing.
 import logging
 from collections.abc import Iterator
 from io import StringIO
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from django.conf import settings
@@ -12,22 +12,35 @@ from django.core.cache import cache
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
-from core import background, rate_limit
+from core import background, health, rate_limit
+from core import cache as core_cache
 from core.logging import JsonFormatter
-from testing import FrozenClock, SpaClient, logged_in_client
+from testing import (
+    FrozenClock,
+    RedisServer,
+    SpaClient,
+    closed_port,
+    logged_in_client,
+    redis_cache_at,
+    silent_server,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "redis: needs a real Redis (REDIS_URL); skipped without one")
+    config.addinivalue_line("markers", "postgresql: needs PostgreSQL (DB_HOST); skipped on SQLite")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
-        return
-    skip = pytest.mark.skip(reason="needs REDIS_URL (CI runs these in its PostgreSQL + Redis pass)")
+    # CI runs both kinds in its PostgreSQL + Redis pass (make test-postgres).
+    missing = {
+        "redis": settings.CACHES["default"]["BACKEND"] != "django_redis.cache.RedisCache",
+        "postgresql": settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    }
     for item in items:
-        if "redis" in item.keywords:
-            item.add_marker(skip)
+        for marker, is_missing in missing.items():
+            if is_missing and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=f"needs {marker} (make test-postgres)"))
 
 
 @pytest.fixture(autouse=True)
@@ -62,11 +75,15 @@ def app_log() -> Iterator[StringIO]:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache() -> Iterator[None]:
-    """Each test starts with empty throttle counters and no cached sessions."""
+    """Each test starts with empty throttle counters, no cached sessions, closed circuit breakers and no
+    cached readiness result."""
     _clear_cache()
     yield
     background.drain()
     _clear_cache()
+    rate_limit.forget_local_counts()
+    core_cache.reset_breakers()
+    health.forget()
 
 
 def _clear_cache() -> None:
@@ -109,3 +126,31 @@ def user_client(user: User) -> SpaClient:
 @pytest.fixture
 def staff_client(staff_user: User) -> SpaClient:
     return logged_in_client(staff_user)
+
+
+# ---------------------------------------------------------------- Redis faults
+
+
+@pytest.fixture
+def redis_unreachable(settings: Any) -> int:
+    """The default cache points at a port that refuses connections (a stopped Redis); the port."""
+    port = closed_port()
+    settings.CACHES = redis_cache_at(port)
+    return port
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    with silent_server() as port:
+        yield port
+
+
+@pytest.fixture
+def redis_server(settings: Any) -> Iterator[RedisServer]:
+    """A redis-server of the test's own as the default cache, to pause and resume."""
+    server = RedisServer()
+    settings.CACHES = redis_cache_at(server.port)
+    try:
+        yield server
+    finally:
+        server.stop()

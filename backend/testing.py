@@ -1,8 +1,15 @@
 """Test helpers shared by the test modules of every app (imported, not fixtures): a client that behaves like
-the SPA, a frozen clock for the rate limits, logging in, and assertions on the API's error shape. The
-fixtures that use them are in conftest.py."""
+the SPA, a frozen clock for the rate limits, logging in, assertions on the API's error shape, and
+dependencies that fail (a refused port, a silent server, a Redis to pause). The fixtures that use them
+are in conftest.py."""
 
+import signal
+import socket
+import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -101,3 +108,85 @@ def assert_throttled(response: HttpResponse, *, period: int) -> int:
     assert 1 <= wait <= period
     assert response["Retry-After"] == str(wait)
     return wait
+
+
+# ---------------------------------------------------------------- dependencies that fail
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_cache_at(port: int) -> dict[str, dict[str, Any]]:
+    """CACHES with the project's Redis cache options, pointing at a local port."""
+    return {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "KEY_PREFIX": "test",
+            "OPTIONS": settings.REDIS_CACHE_OPTIONS,
+        }
+    }
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A local TCP server that accepts connections and never answers (a hung dependency); its port."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.05)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            accepted.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+        # Closing the connections ends the threads still waiting on them.
+        for conn in accepted:
+            conn.close()
+
+
+class RedisServer:
+    """A real redis-server of its own on 127.0.0.1, to pause (SIGSTOP: it accepts connections and answers
+    nothing, like a frozen container) and resume."""
+
+    def __init__(self) -> None:
+        self.port = closed_port()
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.02)
+
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+        self.process.terminate()
+        self.process.wait(timeout=5)

@@ -43,19 +43,23 @@ class UserAdmin(DjangoUserAdmin):  # type: ignore[type-arg]
 
 
 class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
-    """The admin login, under the same per-account limit on login attempts as the API."""
+    """The admin login, under the API's limits: the `auth` rate per client address (counted together with
+    the API's auth endpoints) and the limits on password guesses per account."""
 
     def clean(self) -> dict[str, Any]:
         email = self.cleaned_data.get("username")
-        if email:
+        if email and self.request is not None:
             try:
-                services.login_attempts_register(email=email)
+                services.admin_login_allow(email=email, request=self.request)
             except ApplicationError as exc:
                 raise ValidationError(exc.message, code="too_many_attempts") from None
-        cleaned = super().clean()
-        if email:
-            services.login_attempts_clear(email=email)
-        return cleaned
+            try:
+                return super().clean()
+            finally:
+                # user_cache is set when the password was right, also for a user who is not staff.
+                correct = self.user_cache is not None
+                services.password_guess_register(email=email, request=self.request, correct=correct)
+        return super().clean()
 
 
 admin.site.login_form = LimitedAdminAuthenticationForm

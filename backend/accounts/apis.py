@@ -3,6 +3,7 @@ serializer's data; errors are raised and shaped by core.exceptions."""
 
 from typing import cast
 
+from django.conf import settings
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -16,18 +17,35 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.models import User
 from core import rate_limit
-from core.schema import error_responses
 from core.serializers import StrictInputSerializer
 
-# Long enough for any real password; the password validators set the limit for new ones.
+# Long enough for any existing password (one set before the current rules, or imported).
 PASSWORD_FIELD_MAX = 4096
 
 
 def password_field() -> serializers.CharField:
-    # Never trimmed: leading and trailing spaces are part of the password.
+    """A password to check. Never trimmed: leading and trailing spaces are part of the password."""
     return serializers.CharField(
         trim_whitespace=False, max_length=PASSWORD_FIELD_MAX, style={"input_type": "password"}
     )
+
+
+class NewPasswordField(serializers.CharField):
+    """A password to set. AUTH_PASSWORD_VALIDATORS check it (accounts.services), with the messages users
+    see; the schema states the rules that a schema can: the length limits, and not only digits. Not a
+    common password, not like the email or name, it cannot."""
+
+    openapi_schema = {
+        "format": "password",
+        "minLength": settings.PASSWORD_MIN_LENGTH,
+        "maxLength": settings.PASSWORD_MAX_LENGTH,
+        "pattern": r"\D",
+    }
+
+    def __init__(self) -> None:
+        super().__init__(
+            trim_whitespace=False, max_length=PASSWORD_FIELD_MAX, style={"input_type": "password"}
+        )
 
 
 class UserOutputSerializer(serializers.ModelSerializer[User]):
@@ -54,13 +72,13 @@ class AuthSignupApi(APIView):
 
     class InputSerializer(StrictInputSerializer):
         email = serializers.EmailField(max_length=254)
-        password = password_field()
+        password = NewPasswordField()
         first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
         last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: UserOutputSerializer, **error_responses(400, 403, 429)},
+        responses={201: UserOutputSerializer},
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -80,7 +98,7 @@ class AuthLoginApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: UserOutputSerializer, **error_responses(400, 403, 429)},
+        responses={200: UserOutputSerializer},
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -90,7 +108,7 @@ class AuthLoginApi(APIView):
 
 
 class AuthLogoutApi(APIView):
-    @extend_schema(request=None, responses={204: None, **error_responses(401, 403)})
+    @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         services.session_logout(request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -101,13 +119,13 @@ class UserMeApi(APIView):
         first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
         last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
 
-    @extend_schema(responses={200: UserOutputSerializer, **error_responses(401)})
+    @extend_schema(responses={200: UserOutputSerializer})
     def get(self, request: Request) -> Response:
         return Response(UserOutputSerializer(cast(User, request.user)).data)
 
     @extend_schema(
         request=UpdateInputSerializer,
-        responses={200: UserOutputSerializer, **error_responses(400, 401, 403)},
+        responses={200: UserOutputSerializer},
     )
     def patch(self, request: Request) -> Response:
         serializer = self.UpdateInputSerializer(data=request.data)
@@ -121,9 +139,9 @@ class PasswordChangeApi(APIView):
 
     class InputSerializer(StrictInputSerializer):
         current_password = password_field()
-        new_password = password_field()
+        new_password = NewPasswordField()
 
-    @extend_schema(request=InputSerializer, responses={204: None, **error_responses(400, 401, 403, 429)})
+    @extend_schema(request=InputSerializer, responses={204: None})
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -144,7 +162,7 @@ class PasswordResetApi(APIView):
     class InputSerializer(StrictInputSerializer):
         email = serializers.EmailField(max_length=254)
 
-    @extend_schema(request=InputSerializer, responses={202: None, **error_responses(400, 403, 429)})
+    @extend_schema(request=InputSerializer, responses={202: None})
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -159,9 +177,9 @@ class PasswordResetConfirmApi(APIView):
     class InputSerializer(StrictInputSerializer):
         uid = serializers.CharField(max_length=64)
         token = serializers.CharField(max_length=128)
-        new_password = password_field()
+        new_password = NewPasswordField()
 
-    @extend_schema(request=InputSerializer, responses={204: None, **error_responses(400, 403, 429)})
+    @extend_schema(request=InputSerializer, responses={204: None})
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

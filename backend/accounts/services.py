@@ -1,5 +1,5 @@
 """Everything the API does to accounts and sessions. Views validate input and call these; so does the admin
-login form for the per-account limit."""
+login form for the limits on password guesses."""
 
 import hashlib
 import logging
@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -20,7 +21,10 @@ from django.views.decorators.debug import sensitive_variables
 from accounts.models import EMAIL_TAKEN, User, normalize_email
 from accounts.selectors import user_get_active_by_email, user_get_from_reset_uid
 from core import background, errors, rate_limit
+from core.cache import CacheUnavailableError, strict
 from core.errors import ApplicationError
+from core.exceptions import DEPENDENCY_ERRORS
+from core.request_context import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -71,51 +75,132 @@ def user_update(*, user: User, data: dict[str, Any]) -> User:
     return user
 
 
-# ---------------------------------------------------------------- sessions
+# ---------------------------------------------------------------- password guesses
+
+# Every failed password guess on an account (API login, admin login, current_password of a password
+# change) is counted twice: per (account, client address), with a hard limit (THROTTLE_LOGIN_FAILURES),
+# and per account over all addresses (THROTTLE_LOGIN_FAILURES_ACCOUNT). Over the second, the account is
+# not locked but slowed: one guess per LOGIN_SLOW_INTERVAL, whoever makes it, so a botnet guesses slowly
+# and the owner still gets in. Nobody can lock an account out from addresses other than the owner's.
+# Unknown accounts are counted the same way, so the limits reveal nothing about which accounts exist.
+# Keys carry a per-account generation, so unlocking an account (unlock_login) is one increment, not a
+# search for the keys of every address.
 
 
-def _login_attempts(email: str) -> tuple[str, rate_limit.Rate]:
-    return _email_key("login-attempts", email), rate_limit.configured_rate(rate_limit.LOGIN_FAILURES)
+def _account_key(email: str) -> str:
+    return _email_key("login", email)
 
 
-def login_attempts_register(*, email: str) -> None:
-    """Count a login attempt for ``email``; raise THROTTLED once the account has had too many.
+def _generation(account: str) -> int:
+    try:
+        return int(strict(cache).get(f"{account}:generation") or 0)
+    except CacheUnavailableError:
+        return 0  # the counters are process-local meanwhile (core.rate_limit)
 
-    Counted before the password is checked, so parallel guesses cannot slip in between check and count.
-    Accounts that do not exist are counted the same way: the limit reveals nothing about existence.
+
+def _guess_keys(email: str, request: HttpRequest) -> tuple[str, str]:
+    """The counter keys of (account, address) and of the account."""
+    account = _account_key(email)
+    generation = _generation(account)
+    address = rate_limit.address_bucket(client_ip(request))
+    return f"{account}:{generation}:{address}", f"{account}:{generation}"
+
+
+def password_guess_allow(*, email: str, request: HttpRequest) -> None:
+    """Raise THROTTLED if this address may not guess the password of ``email`` now.
+
+    The (account, address) counter is incremented here, before the password is checked, so parallel
+    guesses cannot slip in between check and count; a correct guess takes it back
+    (password_guess_register).
     """
-    wait = rate_limit.hit(*_login_attempts(email))
+    pair_key, account_key = _guess_keys(email, request)
+    per_account = rate_limit.configured_rate(rate_limit.LOGIN_FAILURES_ACCOUNT)
+    if rate_limit.current(account_key, per_account) >= per_account.limit:
+        wait = rate_limit.take_turn(account_key, settings.LOGIN_SLOW_INTERVAL)
+        if wait is not None:
+            raise errors.throttled(
+                wait, "Too many failed logins for this account. Try again in {wait} seconds."
+            )
+    wait = rate_limit.hit(pair_key, rate_limit.configured_rate(rate_limit.LOGIN_FAILURES))
     if wait is not None:
         raise errors.throttled(wait, "Too many failed logins for this account. Try again in {wait} seconds.")
 
 
-def login_attempts_clear(*, email: str) -> None:
-    rate_limit.reset(*_login_attempts(email))
+def password_guess_register(*, email: str, request: HttpRequest, correct: bool) -> None:
+    """Count a wrong guess against the account; a correct one clears this address's failures."""
+    pair_key, account_key = _guess_keys(email, request)
+    if correct:
+        rate_limit.reset(pair_key, rate_limit.configured_rate(rate_limit.LOGIN_FAILURES))
+    else:
+        rate_limit.hit(account_key, rate_limit.configured_rate(rate_limit.LOGIN_FAILURES_ACCOUNT))
+
+
+def admin_login_allow(*, email: str, request: HttpRequest) -> None:
+    """The admin login form's limits: the API's `auth` rate for this address, then password_guess_allow."""
+    address = rate_limit.address_bucket(client_ip(request))
+    wait = rate_limit.hit(
+        rate_limit.throttle_key(rate_limit.AUTH, address), rate_limit.configured_rate(rate_limit.AUTH)
+    )
+    if wait is not None:
+        raise errors.throttled(
+            wait, "Too many login attempts from your address. Try again in {wait} seconds."
+        )
+    password_guess_allow(email=email, request=request)
+
+
+def login_limits_clear(*, email: str) -> None:
+    """Lift every login limit of the account, from every address (`manage.py unlock_login`, a reset)."""
+    generation_key = f"{_account_key(email)}:generation"
+    store = strict(cache)
+    # add() then incr(): atomic, and the generation never expires.
+    store.add(generation_key, 0, None)
+    store.incr(generation_key)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def _session_save(request: HttpRequest) -> None:
+    # Saved here rather than by the session middleware after the view, where a failure could no longer
+    # change the response.
+    request.session.save()
 
 
 @sensitive_variables("password")
 def session_login(*, request: HttpRequest, email: str, password: str) -> User:
     """Log in with a new session id (Django's login() rotates it, and the CSRF token)."""
-    login_attempts_register(email=email)
+    password_guess_allow(email=email, request=request)
     user = authenticate(request, email=normalize_email(email), password=password)
+    password_guess_register(email=email, request=request, correct=user is not None)
     if user is None:
         raise ApplicationError("Invalid email or password.", code=errors.INVALID_CREDENTIALS)
-    login_attempts_clear(email=email)
     key_before = request.session.session_key
     login(request, user)
     if request.session.session_key == key_before:
         # login() keeps the key when the session already belongs to this user; every login gets a new one.
         request.session.cycle_key()
+    _session_save(request)
     return user
 
 
 def session_start(*, request: HttpRequest, user: User) -> None:
-    """Log in a user who has just proven who they are (signup)."""
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    """Log in a user who has just proven who they are (signup). The account exists by now: if the
+    session cannot be stored, the 503 says so, and that logging in will work."""
+    try:
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        _session_save(request)
+    except DEPENDENCY_ERRORS as error:
+        logger.warning("User %s signed up, but the session could not be stored: %s", user.pk, error)
+        raise errors.unavailable(
+            "Your account was created, but you could not be logged in because a service is briefly "
+            "unavailable. Log in to continue.",
+            details={"account_created": True},
+        ) from error
 
 
 def session_logout(*, request: HttpRequest) -> None:
-    """Delete the session server-side: the old cookie is worthless afterwards."""
+    """Delete the session server-side: the old cookie is worthless afterwards. If the session store
+    cannot confirm that, core.sessions raises and the session stays as it was (503)."""
     logout(request)
 
 
@@ -132,12 +217,17 @@ def user_password_change(
     Each session stores a hash derived from the password hash, so the others fail verification at their
     next request and are flushed then.
     """
-    if not user.check_password(current_password):
+    password_guess_allow(email=user.email, request=request)
+    correct = user.check_password(current_password)
+    password_guess_register(email=user.email, request=request, correct=correct)
+    if not correct:
         raise ValidationError({"current_password": ["Your current password is incorrect."]})
     _validate_new_password(new_password, user=user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])
     update_session_auth_hash(request, user)
+    # Inside the transaction: if the session cannot be stored, the password stays as it was.
+    _session_save(request)
     logger.info("User %s changed their password", user.pk)
 
 
@@ -189,6 +279,9 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
     _validate_new_password(new_password, user=user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    login_attempts_clear(email=user.email)
+    try:
+        login_limits_clear(email=user.email)
+    except CacheUnavailableError:
+        logger.warning("User %s reset their password; their login limits could not be cleared", user.pk)
     logger.info("User %s reset their password", user.pk)
     return user

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from core import errors, health
 from core.errors import ApplicationError
-from core.serializers import ErrorSerializer
+from core.schema import error_responses
 
 # ---------------------------------------------------------------- health: public, unthrottled, cheap
 
@@ -47,7 +47,7 @@ class HealthReadyApi(APIView):
                 "HealthReady",
                 {"status": serializers.CharField(), "checks": serializers.DictField()},
             ),
-            503: ErrorSerializer,
+            **error_responses(503),
         }
     )
     def get(self, request: Request) -> Response:

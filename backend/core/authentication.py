@@ -7,6 +7,7 @@ from rest_framework import authentication
 from rest_framework.request import Request
 
 from core.exceptions import CsrfFailed
+from core.sessions import SessionNotEndedError
 
 
 def _no_response(request: HttpRequest) -> HttpResponse:  # pragma: no cover - process_view never calls it
@@ -21,12 +22,19 @@ class SessionAuthentication(authentication.SessionAuthentication):
       victim into the attacker's account).
     - A request without a session gets 401 with a WWW-Authenticate header, not DRF's 403, so the SPA can
       tell "log in" from "not allowed".
+    - A session ended by a password change is a 401 also while Redis is unavailable.
     """
 
     def authenticate(self, request: Request) -> tuple[object, None] | None:
         self.enforce_csrf(request)
-        user = getattr(request._request, "user", None)
-        if not user or not user.is_active:
+        try:
+            user = getattr(request._request, "user", None)
+            if not user or not user.is_active:  # loads the session and the user
+                return None
+        except SessionNotEndedError:
+            # A session whose password hash no longer matches (the password changed) is flushed when it
+            # is read; with Redis unavailable it cannot be (core.sessions). It is no login either way,
+            # and a later request flushes it: 401, not 503.
             return None
         return (user, None)
 

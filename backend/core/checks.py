@@ -11,6 +11,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from core import rate_limit
 
 SESSION_ENGINES_SURVIVING_CACHE_LOSS = (
+    "core.sessions",
     "django.contrib.sessions.backends.cached_db",
     "django.contrib.sessions.backends.db",
 )
@@ -45,7 +46,7 @@ def check_api_defaults(app_configs: Sequence[Any] | None, **kwargs: Any) -> list
         problems.append(
             Error(
                 f"SESSION_ENGINE {settings.SESSION_ENGINE!r} loses sessions when the cache is flushed.",
-                hint="Use django.contrib.sessions.backends.cached_db.",
+                hint="Use core.sessions.",
                 id="core.E003",
             )
         )
@@ -86,6 +87,24 @@ def check_deployment(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[C
                 id="core.E006",
             )
         )
+    for cookie in ("SESSION", "CSRF"):
+        name = getattr(settings, f"{cookie}_COOKIE_NAME")
+        secure, path = (
+            getattr(settings, f"{cookie}_COOKIE_SECURE"),
+            getattr(settings, f"{cookie}_COOKIE_PATH"),
+        )
+        if name.startswith("__Host-") and not (
+            secure and path == "/" and not getattr(settings, f"{cookie}_COOKIE_DOMAIN")
+        ):
+            problems.append(
+                Error(
+                    f"{cookie}_COOKIE_NAME {name!r} has the __Host- prefix, so browsers drop the cookie "
+                    "unless it is Secure, on Path=/ and without a Domain.",
+                    hint=f"Set {cookie}_COOKIE_SECURE = True, {cookie}_COOKIE_PATH = '/' and no "
+                    f"{cookie}_COOKIE_DOMAIN, or drop the prefix.",
+                    id="core.E007",
+                )
+            )
     if settings.SECURE_PROXY_SSL_HEADER and settings.TRUSTED_PROXY_COUNT == 0:
         problems.append(
             Warning(

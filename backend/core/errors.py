@@ -86,3 +86,21 @@ def throttled(
         details={"wait": wait},
         headers={"Retry-After": str(wait)},
     )
+
+
+# Seconds a client is asked to wait when a dependency (PostgreSQL, Redis) did not answer: about as long as
+# core.cache skips a failed Redis, and as a restarted database container takes to accept connections.
+RETRY_AFTER_UNAVAILABLE = 5
+
+
+def unavailable(
+    message: str = "A service the API depends on is unavailable. Try again shortly.",
+    details: dict[str, Any] | None = None,
+) -> ApplicationError:
+    """The 503 error for a database or Redis that did not answer, with Retry-After."""
+    return ApplicationError(
+        message,
+        code=SERVICE_UNAVAILABLE,
+        details=details,
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+    )

@@ -7,21 +7,29 @@ Django's own pages elsewhere (the admin).
 """
 
 import logging
+import sys
 from typing import Any
 
+import psycopg
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf as django_csrf
 from django.views import defaults
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from core import errors
+from core.cache import CacheUnavailableError
 from core.errors import ApplicationError, ErrorCode
 from core.request_context import request_id
+from core.sessions import SessionNotEndedError
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,31 @@ class CsrfFailed(exceptions.PermissionDenied):
     def __init__(self, reason: str) -> None:
         super().__init__(f"CSRF verification failed: {reason}")
         self.reason = reason
+
+
+# A dependency that did not answer: the database (Django wraps psycopg's errors, not always those of
+# psycopg's own connect), or Redis where a caller asked to know (core.cache.strict). 503, not 500: the
+# request may succeed in a moment, and it is not a bug.
+DEPENDENCY_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionInterrupted,
+    CacheUnavailableError,
+)
+
+
+def _dependency_error(exc: BaseException) -> ApplicationError:
+    logger.warning("Service unavailable: %s: %s", type(exc).__name__, exc)
+    if isinstance(exc, SessionNotEndedError):
+        return errors.unavailable(
+            "The session could not be ended because the session store is unavailable; it is unchanged. "
+            "Try again shortly."
+        )
+    return errors.unavailable()
 
 
 _CODES: dict[type[exceptions.APIException], ErrorCode] = {
@@ -130,6 +163,8 @@ def _internal_error_body() -> dict[str, Any]:
 
 def custom_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     exc = _from_django(exc)
+    if isinstance(exc, DEPENDENCY_ERRORS):
+        exc = _dependency_error(exc)
     if isinstance(exc, ApplicationError):
         response = _error_response(exc.message, exc.code, exc.details, exc.headers)
     elif isinstance(exc, exceptions.APIException):
@@ -183,6 +218,15 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    """Crashes outside DRF, e.g. in the session middleware; Django calls it while handling the error."""
     if _is_api(request):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, DEPENDENCY_ERRORS):
+            error = _dependency_error(exc)
+            return JsonResponse(
+                _error_body(error.message, error.code, error.details),
+                status=error.code.status,
+                headers=error.headers,
+            )
         return JsonResponse(_internal_error_body(), status=errors.INTERNAL_ERROR.status)
     return defaults.server_error(request)

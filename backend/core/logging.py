@@ -7,6 +7,7 @@ bodies, headers or cookies, so passwords, session ids, CSRF and reset tokens nev
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,9 +26,25 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+# C0 and C1 control characters and the Unicode line and paragraph separators: any of them in a message
+# (a path with %0a, a header echoed in an error) could start what looks like a log line of its own.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record: control characters in the message are escaped (a newline becomes \\x0a); a
+    traceback follows on lines of its own, as Python writes it."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return _CONTROL.sub(_escape, super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         if getattr(record, "request_id", None) is None:

@@ -1,15 +1,21 @@
-"""Request id and the access log line, for every request (API, admin, static)."""
+"""Request id and the access log line, for every request (API, admin, static); the Host check that
+answers a foreign Host in the API's shape also with DEBUG on; no caching of API responses."""
 
 import logging
 import time
 from collections.abc import Callable
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import patch_cache_control
 from django.utils.functional import empty
 
+from core.exceptions import bad_request
 from core.request_context import client_ip, request_id, request_id_from_header
 
 access_logger = logging.getLogger("core.access")
+# Django's own logger for this, so existing log filters keep working.
+disallowed_host_logger = logging.getLogger("django.security.DisallowedHost")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -67,3 +73,37 @@ class RequestIdMiddleware:
             return response
         finally:
             request_id.reset(token)
+
+
+class AllowedHostMiddleware:
+    """Refuses a Host header not in ALLOWED_HOSTS before anything else reads it.
+
+    Django does this too, but with DEBUG on it answers with its HTML debug page (under /api/ as well),
+    and it logs every foreign Host, which any scanner sends, as an ERROR with a traceback. Here: the
+    400 of core.exceptions.bad_request (the API's JSON under /api/) and one WARNING line.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            request.get_host()
+        except DisallowedHost as exc:
+            disallowed_host_logger.warning("%s", exc)
+            return bad_request(request, exc)
+        return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """API responses carry user data (the user, the CSRF token, errors about an account): no browser or
+    proxy cache may keep them. Views that allow caching set their own Cache-Control."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if request.path.startswith("/api/") and not response.has_header("Cache-Control"):
+            patch_cache_control(response, no_store=True)
+        return response

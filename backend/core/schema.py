@@ -1,24 +1,89 @@
-"""OpenAPI helpers, so the schema shows the error body next to each endpoint's success response."""
+"""The OpenAPI schema says what the API enforces, so a client generated from it (or a fuzzer) sends what
+the API accepts and expects every status it can get:
+
+- every error status an operation can answer, derived from the view (its body, CSRF, session,
+  throttles, the database and Redis behind it), next to the statuses the view declares itself;
+- input bodies refuse unknown fields (additionalProperties: false, core.serializers.StrictInputSerializer);
+- new passwords carry the rules a schema can state (accounts.apis.NewPasswordField).
+"""
 
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular import openapi
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.utils import Direction, OpenApiResponse
+from rest_framework.permissions import AllowAny
 
 from core.errors import ALL_CODES
 from core.serializers import ErrorSerializer
 
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _error_response(status: int) -> OpenApiResponse:
+    """The error body, described by the codes this status can carry."""
+    return OpenApiResponse(
+        ErrorSerializer,
+        description=" or ".join(code.code for code in ALL_CODES if code.status == status),
+    )
+
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """The error body for each status, described by the codes that status can carry."""
-    return {
-        status: OpenApiResponse(
-            ErrorSerializer,
-            description=" or ".join(code.code for code in ALL_CODES if code.status == status),
+    """For a view that answers an error status the view itself decides (e.g. health/ready's 503)."""
+    return {status: _error_response(status) for status in statuses}
+
+
+class AutoSchema(openapi.AutoSchema):
+    def _error_statuses(self) -> set[int]:
+        view, method = self.view, self.method
+        statuses = {406}  # every view negotiates JSON
+        has_body = method in UNSAFE_METHODS and self.get_request_serializer() is not None
+        if has_body:
+            statuses |= {400, 413, 415}
+        if view.authentication_classes:
+            # The session is read from Redis or the database.
+            statuses.add(503)
+            if method in UNSAFE_METHODS:
+                statuses.add(403)  # CSRF
+            public = all(
+                isinstance(permission, type) and issubclass(permission, AllowAny)
+                for permission in view.permission_classes
+            )
+            if not public:
+                statuses.add(401)
+        if view.throttle_classes:
+            statuses |= {429, 503}
+        return statuses
+
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
+        responses: dict[str, Any] = super()._get_response_bodies(direction)
+        for status in sorted(self._error_statuses()):
+            if str(status) not in responses:
+                responses[str(status)] = self._get_response_for_code(  # type: ignore[no-untyped-call]
+                    _error_response(status), str(status), direction=direction
+                )
+        return dict(sorted(responses.items()))
+
+
+class StrictInputSerializerExtension(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
+    """Unknown fields are a VALIDATION_ERROR, so the schema does not allow them. A field's rules that
+    its validators enforce and drf-spectacular cannot see come from its ``openapi_schema``."""
+
+    target_class = "core.serializers.StrictInputSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: openapi.AutoSchema, direction: Direction) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(  # type: ignore[no-untyped-call]
+            self.target, direction, bypass_extensions=True
         )
-        for status in statuses
-    }
+        schema["additionalProperties"] = False
+        if not type(self.target).__dict__.get("__doc__"):
+            schema.pop("description", None)  # StrictInputSerializer's own, which says nothing to a client
+        for name, field in self.target.fields.items():
+            if name in schema["properties"]:
+                schema["properties"][name].update(getattr(field, "openapi_schema", {}))
+        return schema
 
 
 class SessionAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

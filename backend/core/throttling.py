@@ -1,7 +1,9 @@
 """The DRF throttles, on core.rate_limit counters.
 
 Rates are read from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] on each request, and clients are told apart
-by core.request_context.client_ip, which trusts X-Forwarded-For only through the configured proxies.
+by core.request_context.client_ip, which trusts X-Forwarded-For only through the configured proxies
+(IPv6 clients by their /64, core.rate_limit.address_bucket). While Redis is unavailable the anon and
+user rates let requests through; the scoped (auth) rate is counted in this process.
 """
 
 from typing import TYPE_CHECKING
@@ -17,6 +19,9 @@ from core.request_context import client_ip
 
 
 class _CounterThrottle(BaseThrottle):
+    # Whether requests pass while the shared cache is unavailable: only for rates that are about fairness.
+    fail_open = False
+
     def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
         raise NotImplementedError
 
@@ -26,7 +31,9 @@ class _CounterThrottle(BaseThrottle):
         if scoped is None:
             return True
         scope, ident = scoped
-        self._wait = rate_limit.hit(f"throttle:{scope}:{ident}", rate_limit.configured_rate(scope))
+        self._wait = rate_limit.hit(
+            rate_limit.throttle_key(scope, ident), rate_limit.configured_rate(scope), fail_open=self.fail_open
+        )
         return self._wait is None
 
     def wait(self) -> float | None:
@@ -36,14 +43,18 @@ class _CounterThrottle(BaseThrottle):
 class AnonRateThrottle(_CounterThrottle):
     """The 'anon' rate, per client address, for requests without a session."""
 
+    fail_open = True
+
     def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
         if request.user and request.user.is_authenticated:
             return None
-        return rate_limit.ANON, client_ip(request._request)
+        return rate_limit.ANON, rate_limit.address_bucket(client_ip(request._request))
 
 
 class UserRateThrottle(_CounterThrottle):
     """The 'user' rate, per account, for logged-in requests."""
+
+    fail_open = True
 
     def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
         if not (request.user and request.user.is_authenticated):
@@ -58,4 +69,4 @@ class ScopedRateThrottle(_CounterThrottle):
         scope = getattr(view, "throttle_scope", None)
         if scope is None:
             return None
-        return scope, client_ip(request._request)
+        return scope, rate_limit.address_bucket(client_ip(request._request))

@@ -6,16 +6,23 @@ from http.cookies import Morsel, SimpleCookie
 import httpx
 
 PASSWORD = "correct horse battery staple 42"  # noqa: S105 (a test account)
+# The CSRF cookie of the production settings and of the local ones.
+CSRF_COOKIES = ("__Host-csrftoken", "csrftoken")
+
+
+def csrf_cookie(client: httpx.Client) -> str | None:
+    return next((client.cookies[name] for name in CSRF_COOKIES if name in client.cookies), None)
 
 
 def csrf_headers(client: httpx.Client, origin: str) -> dict[str, str]:
     """The CSRF cookie's value as X-CSRFToken, with the Origin a browser sends on a POST. The token
     rotates at login, signup and logout, so it is read again before each unsafe request."""
-    token = client.cookies.get("csrftoken")
+    token = csrf_cookie(client)
     if token is None:
         response = client.get("/api/v1/auth/csrf")
         assert response.status_code == 200, response.text
-        token = client.cookies["csrftoken"]
+        token = csrf_cookie(client)
+        assert token is not None, response.headers
     return {"X-CSRFToken": token, "Origin": origin}
 
 

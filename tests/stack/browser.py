@@ -195,7 +195,7 @@ def reload_logout_login(page: Page, cookie_origin: str, email: str, user_id: str
 
     page.locator("#logout").click()
     expect_view(page, "login-view")
-    assert "sessionid" not in cookies(page.context, cookie_origin)
+    assert not {"sessionid", "__Host-sessionid"} & set(cookies(page.context, cookie_origin))
     assert me_status(page) == 401
     expect_view(page, "login-view")
     expect(page.locator("#error")).to_be_hidden()
@@ -206,14 +206,19 @@ def reload_logout_login(page: Page, cookie_origin: str, email: str, user_id: str
     assert me_status(page) == 200
 
 
-def assert_session_cookie_flags(held: dict[str, dict[str, Any]], *, secure: bool) -> None:
-    """The flags of the session and CSRF cookies the browser holds: both SameSite=Lax and Secure
-    over HTTPS; the session cookie HttpOnly, the CSRF cookie readable by the SPA."""
-    assert held["sessionid"]["httpOnly"] is True
-    assert held["csrftoken"]["httpOnly"] is False
-    for name in ("sessionid", "csrftoken"):
+def assert_session_cookie_flags(held: dict[str, dict[str, Any]], *, secure: bool, prefix: str = "") -> None:
+    """The flags of the session and CSRF cookies the browser holds (named with ``prefix``, __Host- in
+    production): both SameSite=Lax and Secure over HTTPS; the session cookie HttpOnly, the CSRF cookie
+    readable by the SPA; with __Host-, both on Path=/."""
+    session, csrf = f"{prefix}sessionid", f"{prefix}csrftoken"
+    assert set(held) == {session, csrf}
+    assert held[session]["httpOnly"] is True
+    assert held[csrf]["httpOnly"] is False
+    for name in (session, csrf):
         assert held[name]["secure"] is secure, name
         assert held[name]["sameSite"] == "Lax", name
+        if prefix == "__Host-":
+            assert held[name]["path"] == "/", name
 
 
 def admin_login(context: BrowserContext, stack: Stack, email: str) -> Page:

@@ -112,6 +112,7 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
         ca_file=directory / "certs" / "ca.pem",
         certificate=directory / "certs" / "fullchain.pem",
         env_file=env_file,
+        cookie_prefix="__Host-",
     )
     with phase("prod: remove leftovers"):
         stack.down()

@@ -104,6 +104,16 @@ class Stack:
     env_file: Path | None = None
     # The dev stack's mail catcher (MailDev): its web UI and REST API.
     mail_ui_port: int | None = None
+    # Production settings name the session and CSRF cookies __Host-sessionid and __Host-csrftoken.
+    cookie_prefix: str = ""
+
+    @property
+    def session_cookie(self) -> str:
+        return f"{self.cookie_prefix}sessionid"
+
+    @property
+    def csrf_cookie(self) -> str:
+        return f"{self.cookie_prefix}csrftoken"
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600
@@ -233,6 +243,7 @@ def prod_env_file(directory: Path) -> Path:
         "SERVER_NAME": "localhost",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "DB_PASSWORD": secrets.token_hex(16),
+        "DB_APP_PASSWORD": secrets.token_hex(16),
         "REDIS_PASSWORD": secrets.token_hex(16),
         "TLS_CERT_FILE": str(certs / "fullchain.pem"),
         "TLS_KEY_FILE": str(certs / "privkey.pem"),

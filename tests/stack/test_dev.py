@@ -76,7 +76,7 @@ def test_migrations_ran_and_the_session_flow_works_through_nginx(dev_stack):
     with dev_stack.client() as client:
         signed_up = signup(client, dev_stack.origin, email)
         assert signed_up.status_code == 201, signed_up.text
-        cookie = set_cookies(signed_up)["sessionid"]
+        cookie = set_cookies(signed_up)[dev_stack.session_cookie]
         assert cookie["httponly"] is True
         assert cookie["samesite"] == "Lax"
         assert me(client).json()["email"] == email

@@ -47,12 +47,15 @@ def tls_handshake(stack: Stack, context: ssl.SSLContext) -> ssl.SSLSocket:
 def test_http_answers_308_to_https_on_the_public_port(prod_stack):
     with prod_stack.plain_http_client() as client:
         for method in ("GET", "POST"):
-            response = client.request(method, "/api/v1/auth/me?next=1")
-            assert response.status_code == 308
-            assert (
-                response.headers["location"]
-                == f"https://localhost:{prod_stack.https_port}/api/v1/auth/me?next=1"
-            )
+            # The redirect names the configured server, whatever Host the client sent.
+            for host in (None, "evil.example.com"):
+                headers = {"Host": host} if host else {}
+                response = client.request(method, "/api/v1/auth/me?next=1", headers=headers)
+                assert response.status_code == 308
+                assert (
+                    response.headers["location"]
+                    == f"https://localhost:{prod_stack.https_port}/api/v1/auth/me?next=1"
+                )
 
 
 def test_acme_challenges_are_served_over_plain_http(prod_stack, workdir):
@@ -117,17 +120,24 @@ def test_signup_me_logout_me_with_secure_cookies(prod_stack):
         csrf = client.get("/api/v1/auth/csrf")
         assert csrf.status_code == 200
         assert csrf.http_version == "HTTP/2"
-        csrf_cookie = set_cookies(csrf)["csrftoken"]
+        csrf_cookie = set_cookies(csrf)[prod_stack.csrf_cookie]
         assert csrf_cookie["secure"] is True
         assert csrf_cookie["samesite"] == "Lax"
         assert not csrf_cookie["httponly"], "the SPA must read the CSRF cookie"
 
         signed_up = signup(client, prod_stack.origin, FIRST_USER)
         assert signed_up.status_code == 201, signed_up.text
-        session_cookie = set_cookies(signed_up)["sessionid"]
+        session_cookie = set_cookies(signed_up)[prod_stack.session_cookie]
         assert session_cookie["secure"] is True
         assert session_cookie["httponly"] is True
         assert session_cookie["samesite"] == "Lax"
+        # __Host- cookies: browsers take them only so, and no sibling subdomain can set them.
+        for name, cookie in (
+            (prod_stack.csrf_cookie, csrf_cookie),
+            (prod_stack.session_cookie, session_cookie),
+        ):
+            assert name.startswith("__Host-")
+            assert (cookie["path"], cookie["domain"]) == ("/", ""), name
 
         assert me(client).json()["email"] == FIRST_USER
 

@@ -73,15 +73,15 @@ def test_signup_reload_logout_login_from_another_origin(context, prod_stack, spa
     screenshot(page, f"spa-prod-{transport}-logged-in")
 
     held = cookies(context, prod_stack.origin)
-    assert_session_cookie_flags(held, secure=True)
+    assert_session_cookie_flags(held, secure=True, prefix=prod_stack.cookie_prefix)
     # Host-only cookies (no Domain attribute), shared by the ports of localhost.
     assert {name: cookie["domain"] for name, cookie in held.items()} == {
-        "sessionid": "localhost",
-        "csrftoken": "localhost",
+        prod_stack.session_cookie: "localhost",
+        prod_stack.csrf_cookie: "localhost",
     }
     # The browser keeps the session cookie from scripts, not the CSRF cookie.
     visible = page.evaluate("document.cookie")
-    assert "csrftoken=" in visible
+    assert f"{prod_stack.csrf_cookie}=" in visible
     assert "sessionid" not in visible
 
     reload_logout_login(page, prod_stack.origin, email, user_id)
@@ -92,16 +92,16 @@ def test_the_production_layout_spa_and_api_on_two_hosts_of_one_domain(
     context, prod_stack, spa_origin, transport
 ):
     """app.example.com and api.example.com are one site, so the cookies travel with every call; but
-    the SPA cannot read the API's csrftoken cookie, and sends the token from auth/csrf's body."""
+    the SPA cannot read the API's CSRF cookie, and sends the token from auth/csrf's body."""
     api_origin = f"https://{API_HOST}:{prod_stack.https_port}"
     page = open_spa(context, spa_origin.replace("localhost", SPA_HOST), api_origin, transport)
     email, user_id = sign_up(page)
 
     held = cookies(context, api_origin)
-    assert_session_cookie_flags(held, secure=True)
+    assert_session_cookie_flags(held, secure=True, prefix=prod_stack.cookie_prefix)
     assert {name: cookie["domain"] for name, cookie in held.items()} == {
-        "sessionid": API_HOST,
-        "csrftoken": API_HOST,
+        prod_stack.session_cookie: API_HOST,
+        prod_stack.csrf_cookie: API_HOST,
     }
     assert page.evaluate("document.cookie") == ""
 
@@ -182,7 +182,7 @@ def forged_form_page(directory: Path, action: str, fields: dict[str, str]) -> No
 <form method="post" action="{action}">{inputs}
 <input type="hidden" name="csrfmiddlewaretoken" id="token"><button>Win a prize</button></form>
 <script>
-  const match = document.cookie.match(/(?:^|; )csrftoken=([^;]*)/);
+  const match = document.cookie.match(/(?:^|; )(?:__Host-)?csrftoken=([^;]*)/);
   document.getElementById('token').value = match ? match[1] : '';
 </script>"""
     )
@@ -244,7 +244,7 @@ def test_an_unsafe_request_without_the_csrf_header_is_rejected(context, prod_sta
         "axios": """async api => {
                       const {default: axios} = await import('axios');
                       const http = axios.create({baseURL: `${api}/api/v1`, withCredentials: true,
-                          xsrfCookieName: 'csrftoken', xsrfHeaderName: 'X-CSRFToken'});
+                          xsrfCookieName: '__Host-csrftoken', xsrfHeaderName: 'X-CSRFToken'});
                       return http.post('/auth/logout').then(
                           response => [response.status, response.data],
                           error => [error.response.status, error.response.data]);

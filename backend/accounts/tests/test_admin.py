@@ -6,11 +6,8 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
-from core.rate_limit import configured_rate
-from testing import SpaClient
 
 ADMIN_LOGIN = "/admin/login/?next=/admin/"
-TOO_MANY = "Too many failed logins"
 
 
 def admin_login(browser, email, password):
@@ -54,55 +51,6 @@ def test_user_who_is_not_staff_is_refused(user):
 
     assert response.status_code == 200
     assert logged_in_pk(browser) is None
-
-
-@pytest.mark.django_db
-def test_admin_login_is_under_the_per_account_limit(staff_user):
-    limit = configured_rate("login_failures").limit
-    for _ in range(limit):
-        refused = admin_login(Client(), staff_user.email, "not the password at all")
-        assert refused.status_code == 200
-        assert TOO_MANY.encode() not in refused.content
-
-    browser = Client()
-    response = admin_login(browser, staff_user.email, PASSWORD)
-
-    assert response.status_code == 200
-    assert TOO_MANY.encode() in response.content
-    assert logged_in_pk(browser) is None
-
-
-@pytest.mark.django_db
-def test_admin_and_api_count_failed_logins_together(staff_user):
-    limit = configured_rate("login_failures").limit
-    for i in range(limit):
-        if i % 2:
-            admin_login(Client(), staff_user.email, "not the password at all")
-        else:
-            SpaClient().post(
-                "/api/v1/auth/login",
-                {"email": staff_user.email, "password": "not the password at all"},
-                REMOTE_ADDR=f"203.0.113.{i}",
-            )
-
-    assert TOO_MANY.encode() in admin_login(Client(), staff_user.email, PASSWORD).content
-    api = SpaClient().post("/api/v1/auth/login", {"email": staff_user.email, "password": PASSWORD})
-    assert api.status_code == 429
-
-
-@pytest.mark.django_db
-def test_successful_admin_login_clears_the_failed_attempts(staff_user):
-    limit = configured_rate("login_failures").limit
-    for _ in range(limit - 1):
-        admin_login(Client(), staff_user.email, "not the password at all")
-    assert admin_login(Client(), staff_user.email, PASSWORD).status_code == 302
-
-    for _ in range(limit - 1):
-        admin_login(Client(), staff_user.email, "not the password at all")
-    browser = Client()
-
-    assert admin_login(browser, staff_user.email, PASSWORD).status_code == 302
-    assert logged_in_pk(browser) == staff_user.pk
 
 
 @pytest.mark.django_db

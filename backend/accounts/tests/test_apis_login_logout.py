@@ -5,8 +5,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 
 from accounts.tests.factories import PASSWORD
-from core.rate_limit import configured_rate
-from testing import ME, SpaClient, assert_error, assert_throttled, logged_in_client, logged_in_id
+from testing import ME, SpaClient, assert_error, logged_in_client, logged_in_id
 
 LOGIN = "/api/v1/auth/login"
 LOGOUT = "/api/v1/auth/logout"
@@ -124,76 +123,6 @@ def test_login_refuses_unknown_fields(client, user):
 
     assert set(assert_error(response, 400, "VALIDATION_ERROR")["details"]) == {"remember_me"}
     assert logged_in_id(client) is None
-
-
-# ---------------------------------------------------------------- per-account limit on attempts
-
-
-@pytest.mark.django_db
-def test_sixth_attempt_on_an_account_is_refused_even_with_the_right_password(client, user):
-    limit = configured_rate("login_failures")
-    for i in range(limit.limit):
-        # Each from its own address: the limit is per account, not per client.
-        response = attempt(client, user.email, WRONG_PASSWORD, ip=f"203.0.113.{i}")
-        assert_error(response, 400, "INVALID_CREDENTIALS")
-
-    response = attempt(client, user.email, PASSWORD, ip="203.0.113.200")
-
-    assert_throttled(response, period=limit.period)
-    assert logged_in_id(client) is None
-
-
-@pytest.mark.django_db
-def test_attempts_count_against_the_account_whatever_the_case_of_the_email(client, user):
-    limit = configured_rate("login_failures")
-    for i in range(limit.limit):
-        email = user.email.upper() if i % 2 else user.email
-        assert_error(attempt(client, email, WRONG_PASSWORD, ip=f"203.0.113.{i}"), 400, "INVALID_CREDENTIALS")
-
-    assert_throttled(attempt(client, user.email.title(), PASSWORD, ip="203.0.113.99"), period=limit.period)
-
-
-@pytest.mark.django_db
-def test_limit_on_one_account_leaves_other_accounts_alone(client, user, other_user):
-    limit = configured_rate("login_failures")
-    for i in range(limit.limit + 1):
-        attempt(client, user.email, WRONG_PASSWORD, ip=f"203.0.113.{i}")
-
-    response = attempt(client, other_user.email, PASSWORD, ip="203.0.113.0")
-
-    assert response.status_code == 200, response.content
-
-
-@pytest.mark.django_db
-def test_successful_login_clears_the_failed_attempts(client, user):
-    limit = configured_rate("login_failures")
-    ips = (f"203.0.113.{i}" for i in range(100))
-    for _ in range(limit.limit - 1):
-        assert_error(attempt(client, user.email, WRONG_PASSWORD, ip=next(ips)), 400, "INVALID_CREDENTIALS")
-    assert attempt(SpaClient(), user.email, PASSWORD, ip=next(ips)).status_code == 200
-
-    # Without the reset, the second of these would already be refused.
-    for _ in range(limit.limit):
-        assert_error(attempt(client, user.email, WRONG_PASSWORD, ip=next(ips)), 400, "INVALID_CREDENTIALS")
-    assert_throttled(attempt(client, user.email, PASSWORD, ip=next(ips)), period=limit.period)
-
-
-@pytest.mark.django_db
-def test_unknown_email_is_limited_exactly_like_an_existing_account(user):
-    limit = configured_rate("login_failures")
-
-    def responses_for(email):
-        client = SpaClient()
-        results = [
-            attempt(client, email, WRONG_PASSWORD, ip=f"203.0.113.{i}") for i in range(limit.limit + 2)
-        ]
-        return [(response.status_code, response.json(), response.get("Retry-After")) for response in results]
-
-    existing = responses_for(user.email)
-    unknown = responses_for("nobody@example.com")
-
-    assert [status for status, _, _ in unknown] == [400] * limit.limit + [429, 429]
-    assert unknown == existing
 
 
 # ---------------------------------------------------------------- logout

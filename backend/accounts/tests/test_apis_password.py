@@ -292,12 +292,10 @@ def test_reset_ends_every_existing_session_of_the_user(client, user):
 
 
 @pytest.mark.django_db
-def test_reset_lifts_the_per_account_login_limit(client, user):
+def test_reset_lifts_the_login_limits(client, user):
     limit = configured_rate("login_failures").limit
-    for i in range(limit + 1):
-        SpaClient().post(
-            LOGIN, {"email": user.email, "password": "wrong guess"}, REMOTE_ADDR=f"203.0.113.{i}"
-        )
+    for _ in range(limit):
+        SpaClient().post(LOGIN, {"email": user.email, "password": "wrong guess"})
     assert not can_log_in(user.email, PASSWORD)
 
     assert client.post(CONFIRM, {**reset_params(user), "new_password": NEW_PASSWORD}).status_code == 204

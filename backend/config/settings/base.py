@@ -45,6 +45,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so every log line of the request, and the response, carry the request id.
     "core.middleware.RequestIdMiddleware",
+    # Before anything reads the Host header.
+    "core.middleware.AllowedHostMiddleware",
+    "core.middleware.NoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before CommonMiddleware so that preflight and error responses get the CORS headers too.
@@ -85,13 +88,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # ---------------------------------------------------------------- database
 
 # SQLite unless DB_HOST names a PostgreSQL server; then every DB_* variable must be set.
+SQLITE_DATABASE = {
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": BASE_DIR / "db.sqlite3",
+    "OPTIONS": {
+        # Several threads or processes write at once (runserver's threads, a second manage.py): WAL lets
+        # readers work beside a writer; IMMEDIATE takes the write lock when a transaction starts, where
+        # a read lock upgraded later fails at once with "database is locked" whatever the timeout; and a
+        # writer waits up to 20 s for the lock.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    },
+}
 if env_str("DB_HOST", "") == "":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
-        }
-    }
+    DATABASES = {"default": SQLITE_DATABASE}
 else:
     DATABASES = {
         "default": {
@@ -114,19 +125,32 @@ else:
         }
     }
 
+# The least-privilege role (data only, no DDL) that `migrate`, connected as the owner DB_USER, creates
+# and grants after every run (core.database_roles); compose.prod.yaml runs the backend as it. Empty:
+# none is managed.
+DB_APP_USER = env_str("DB_APP_USER", "")
+DB_APP_PASSWORD = env_secret("DB_APP_PASSWORD", "")
+
 # ---------------------------------------------------------------- cache and sessions
 
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"), "")
 
 REDIS_CACHE_OPTIONS = {
-    "SOCKET_CONNECT_TIMEOUT": 1,
-    "SOCKET_TIMEOUT": 1,
-    # A Redis outage degrades to database-backed sessions (cached_db) and open throttles instead of
-    # failing every request; the errors are logged and /health/ready reports 503.
+    # Redis answers a healthy request in well under a millisecond; one that is paused or cut off must
+    # cost a request at most this, once (core.cache: no retries, a circuit breaker).
+    "SOCKET_CONNECT_TIMEOUT": 0.5,
+    "SOCKET_TIMEOUT": 0.5,
+    "CONNECTION_POOL_CLASS": "core.cache.ConnectionPool",
+    # JSON, not pickle: whoever can write to Redis must not be able to run code in the backend.
+    "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+    # A Redis outage degrades to database-backed sessions (core.sessions), open anon/user throttles and
+    # per-process security limits (core.rate_limit) instead of failing every request; /health/ready
+    # reports 503. The breaker logs the outage once, not once per failed command.
     "IGNORE_EXCEPTIONS": True,
 }
-DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-DJANGO_REDIS_LOGGER = "core.cache"
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False
+# Seconds Redis is skipped after a failure before one command probes it again (core.cache).
+REDIS_BREAKER_SECONDS = 5
 
 if REDIS_URL:
     CACHES = {
@@ -141,8 +165,11 @@ else:
     # Per-process memory: fine for one runserver, not for several workers (core.E006 in check --deploy).
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Sessions are written through to the database, so a Redis flush or outage logs nobody out.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions are written through to the database, so a Redis flush or outage logs nobody out; ending one
+# needs Redis to confirm (core.sessions).
+SESSION_ENGINE = "core.sessions"
+# Seconds a session's Redis copy lives at most; the database row lives SESSION_COOKIE_AGE.
+SESSION_CACHE_MAX_AGE = 5 * 60
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
@@ -159,12 +186,14 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 
+# New passwords; the OpenAPI schema states both limits.
+PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 256
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 10},
+        "OPTIONS": {"min_length": PASSWORD_MIN_LENGTH},
     },
     {
         "NAME": "accounts.validators.MaximumLengthValidator",
@@ -238,16 +267,23 @@ REST_FRAMEWORK = {
         "user": env_str("THROTTLE_USER", "600/m"),
         # Signup, login and the password endpoints, per client address.
         "auth": env_str("THROTTLE_AUTH", "10/m"),
-        # Failed logins per account (any address), so a botnet cannot spread a guessing attack thin.
+        # Failed password guesses (login, admin login, current password) per account and address: over
+        # it, that address is refused for the account until the window ends.
         "login_failures": env_str("THROTTLE_LOGIN_FAILURES", "5/15m"),
+        # Failed guesses per account from all addresses together: over it, the account is slowed to
+        # one guess per LOGIN_SLOW_INTERVAL, not locked, so nobody can lock someone else out.
+        "login_failures_account": env_str("THROTTLE_LOGIN_FAILURES_ACCOUNT", "30/h"),
         # Reset mails per account, so the endpoint cannot be used to flood someone's inbox.
         "password_reset_mail": env_str("THROTTLE_PASSWORD_RESET_MAIL", "3/h"),
     },
     "EXCEPTION_HANDLER": "core.exceptions.custom_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+# Seconds between two password guesses on an account over its login_failures_account rate.
+LOGIN_SLOW_INTERVAL = 5
 
 # ---------------------------------------------------------------- API docs
 
@@ -272,6 +308,8 @@ SPECTACULAR_SETTINGS = {
 
 # Seconds /health/ready waits for the database and Redis before answering 503.
 HEALTH_CHECK_TIMEOUT = 2.0
+# Seconds a process answers /health/ready from its last result, so a flood of calls costs one check.
+HEALTH_CHECK_CACHE_SECONDS = 1.0
 
 # ---------------------------------------------------------------- static files
 
@@ -324,6 +362,9 @@ LOGGING = {
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        # Only through the stdout handler: Django's own console handler (DEBUG on) would print each of
+        # its records a second time, unformatted and without the control characters escaped.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         # core.middleware writes the one access line per request; Django's 4xx warnings and runserver's
         # own access lines would repeat it. Unhandled errors are still logged at ERROR.
         "django.request": {"level": "ERROR"},

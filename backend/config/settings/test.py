@@ -25,6 +25,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "user": "1000/m",
     "auth": "10/m",
     "login_failures": "5/15m",
+    "login_failures_account": "30/h",
     "password_reset_mail": "3/h",
 }
 

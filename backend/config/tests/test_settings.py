@@ -112,6 +112,8 @@ def test_prod_starts_with_every_required_variable_and_is_hardened():
         "SESSION_COOKIE_SECURE",
         "CSRF_COOKIE_SECURE",
         "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_NAME",
+        "CSRF_COOKIE_NAME",
         "SECURE_PROXY_SSL_HEADER",
         "SECURE_SSL_REDIRECT",
         "CORS_ALLOWED_ORIGINS",
@@ -128,6 +130,8 @@ def test_prod_starts_with_every_required_variable_and_is_hardened():
     assert values["SESSION_COOKIE_SECURE"] is True
     assert values["CSRF_COOKIE_SECURE"] is True
     assert values["SESSION_COOKIE_HTTPONLY"] is True
+    assert values["SESSION_COOKIE_NAME"] == "__Host-sessionid"
+    assert values["CSRF_COOKIE_NAME"] == "__Host-csrftoken"
     assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert values["SECURE_SSL_REDIRECT"] is True
     assert values["CORS_ALLOWED_ORIGINS"] == ["https://app.example.com"]

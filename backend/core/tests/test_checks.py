@@ -4,6 +4,7 @@ import pytest
 from django.core.checks import Error, Warning, run_checks
 
 from config.settings import base
+from core import rate_limit
 from core.checks import check_api_defaults, check_deployment
 
 ARGON2_FIRST = base.PASSWORD_HASHERS
@@ -130,7 +131,7 @@ def test_e004_no_throttle_rates_at_all(settings):
         key: value for key, value in settings.REST_FRAMEWORK.items() if key != "DEFAULT_THROTTLE_RATES"
     }
 
-    assert ids(check_api_defaults(None)) == ["core.E004"] * 5
+    assert ids(check_api_defaults(None)) == ["core.E004"] * len(rate_limit.SCOPES)
 
 
 # ---------------------------------------------------------------- check_deployment
@@ -167,6 +168,23 @@ def test_e006_process_local_cache(production_like, backend):
 
     assert ids(messages) == ["core.E006"]
     assert isinstance(messages[0], Error)
+
+
+@pytest.mark.parametrize("cookie", ["SESSION", "CSRF"])
+@pytest.mark.parametrize(
+    "unfit",
+    [{"SECURE": False}, {"PATH": "/api/"}, {"DOMAIN": "example.com"}],
+    ids=["not-secure", "path", "domain"],
+)
+def test_e007_host_prefixed_cookie_that_browsers_would_drop(production_like, cookie, unfit):
+    production_like.SESSION_COOKIE_NAME = "__Host-sessionid"
+    production_like.CSRF_COOKIE_NAME = "__Host-csrftoken"
+    production_like.SESSION_COOKIE_SECURE = production_like.CSRF_COOKIE_SECURE = True
+    assert check_deployment(None) == []
+    for attribute, value in unfit.items():
+        setattr(production_like, f"{cookie}_COOKIE_{attribute}", value)
+
+    assert ids(check_deployment(None)) == ["core.E007"]
 
 
 def test_w001_behind_a_tls_proxy_without_trusted_proxies(production_like):

@@ -369,3 +369,42 @@ def test_request_rejected_by_django_outside_the_api_is_djangos_page(client):
 @with_test_views
 def test_permission_denied_in_a_plain_view_under_api_is_json(client):
     error_body(client.get("/api/test/plain-forbidden"), errors.PERMISSION_DENIED)
+
+
+# ---------------------------------------------------------------- 503: the database or Redis did not answer
+
+
+def assert_unavailable(response: Any) -> dict[str, Any]:
+    body = error_body(response, errors.SERVICE_UNAVAILABLE)
+    assert response["Retry-After"] == str(errors.RETRY_AFTER_UNAVAILABLE)
+    for detail in ("127.0.0.1", "refused", "Traceback", "Error"):
+        assert detail not in response.content.decode()
+    return body
+
+
+@with_test_views
+@pytest.mark.parametrize("dependency", ["database", "redis"])
+def test_an_unreachable_dependency_in_an_api_view_is_503(client, db, caplog, dependency):
+    assert_unavailable(client.get(f"/api/test/dependency-down/{dependency}"))
+
+    [warning] = [record for record in caplog.records if record.name == "core.exceptions"]
+    assert warning.levelname == "WARNING"
+    assert warning.getMessage().startswith("Service unavailable: ")
+
+
+@with_test_views
+@pytest.mark.parametrize("dependency", ["database", "redis"])
+def test_an_unreachable_dependency_outside_drf_is_503_under_api(db, dependency):
+    client = SpaClient(raise_request_exception=False)
+
+    assert_unavailable(client.get(f"/api/test/plain-dependency-down/{dependency}"))
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deeply_nested_json_is_a_parse_error(client, caplog, depth):
+    body = '{"email": ' + "[" * depth + "]" * depth + ', "password": "x"}'
+
+    response = client.post(LOGIN, body, content_type="application/json")
+
+    assert "nested too deeply" in error_body(response, errors.PARSE_ERROR)["message"]
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -1,65 +1,18 @@
 """GET /api/v1/health/live and /health/ready: public, unthrottled, and honest about the dependencies."""
 
-import socket
 import threading
-from collections.abc import Iterator
+import time
 from typing import Any
 
 import pytest
+from django.db import connections
 from django.db.utils import ConnectionHandler
 
 from core import health
-from testing import assert_error
+from testing import assert_error, closed_port, redis_cache_at
 
 LIVE = "/api/v1/health/live"
 READY = "/api/v1/health/ready"
-
-# The OPTIONS of base.py's Redis cache.
-REDIS_OPTIONS = {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True}
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A local TCP server that accepts connections and never answers: a hung dependency."""
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.05)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            accepted.append(conn)
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield int(server.getsockname()[1])
-    stop.set()
-    thread.join()
-    server.close()
-    # Closing the connections ends the abandoned health check threads waiting on them.
-    for conn in accepted:
-        conn.close()
-
-
-def redis_cache_at(port: int) -> dict[str, dict[str, object]]:
-    return {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-            "KEY_PREFIX": "test",
-            "OPTIONS": REDIS_OPTIONS,
-        }
-    }
 
 
 def postgresql_at(port: int) -> ConnectionHandler:
@@ -176,3 +129,77 @@ def test_ready_times_out_on_a_hung_database(client, db, settings, monkeypatch, s
 
     assert_unavailable(response, {"database": "timeout", "redis": "ok"})
     assert_reveals_nothing(response.content, silent_port)
+
+
+# ---------------------------------------------------------------- cheap under a flood of calls
+
+
+@pytest.fixture
+def counted_checks(monkeypatch):
+    """Each check as it is, counted, and slow enough that callers overlap."""
+    calls = dict.fromkeys(health.CHECKS, 0)
+
+    def counted(name, check):
+        def run():
+            calls[name] += 1
+            time.sleep(0.1)
+            check()
+
+        return run
+
+    for name, check in list(health.CHECKS.items()):
+        monkeypatch.setitem(health.CHECKS, name, counted(name, check))
+    return calls
+
+
+def test_a_result_is_reused_for_a_second(client, db, counted_checks, settings):
+    statuses = [client.get(READY).status_code for _ in range(5)]
+
+    assert statuses == [200] * 5
+    assert counted_checks == {"database": 1, "redis": 1}
+    assert settings.HEALTH_CHECK_CACHE_SECONDS == 1.0
+
+
+def test_concurrent_callers_share_one_check(db, counted_checks):
+    results = []
+
+    def call():
+        results.append(health.run_checks())
+
+    callers = [threading.Thread(target=call) for _ in range(10)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+
+    assert results == [{"database": "ok", "redis": "ok"}] * 10
+    assert counted_checks == {"database": 1, "redis": 1}
+
+
+def test_a_failure_is_reused_too_and_checked_again_after_a_second(client, db, monkeypatch, settings):
+    monkeypatch.setattr(health, "connections", postgresql_at(closed_port()))
+    assert client.get(READY).status_code == 503
+    monkeypatch.undo()
+    assert client.get(READY).status_code == 503  # the failure, from the last result
+
+    settings.HEALTH_CHECK_CACHE_SECONDS = 0
+    assert client.get(READY).status_code == 200
+
+
+def test_the_database_check_keeps_its_connection(db, settings, monkeypatch):
+    """No new database connection per call: the check's thread reuses its own."""
+    settings.HEALTH_CHECK_CACHE_SECONDS = 0
+    seen = []
+    check = health.CHECKS["database"]
+
+    def recording():
+        check()
+        seen.append(id(connections["default"].connection))
+
+    monkeypatch.setitem(health.CHECKS, "database", recording)
+
+    for _ in range(3):
+        assert health.run_checks()["database"] == health.OK
+
+    assert len(seen) == 3
+    assert len(set(seen)) == 1

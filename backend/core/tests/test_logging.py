@@ -151,6 +151,39 @@ def test_text_record_shows_the_request_id(text_log, in_request):
     assert line.endswith("hello world")
 
 
+@pytest.mark.parametrize("control", ["\n", "\r", "\r\n", "\x1b[2J", "\x85", "\u2028", "\x00"])
+def test_text_record_escapes_control_characters(text_log, control):
+    text_log.logger.warning("GET /api/v1/x%s2026-01-01 00:00:00,000 ERROR forged [-] line", control)
+
+    [line] = text_log.stream.getvalue().removesuffix("\n").split("\n")
+    assert "forged" in line
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", line)
+    assert "\\x" in line or "\\u" in line
+
+
+def test_a_forged_line_in_a_path_stays_in_the_access_line(client, settings):
+    captured = Captured(TextFormatter())
+    logging.getLogger("core.access").addHandler(captured.handler)
+    try:
+        client.get("/api/v1/auth/me%0a2026-01-01 00:00:00,000 INFO core.access [-] GET /admin/ 200")
+    finally:
+        logging.getLogger("core.access").removeHandler(captured.handler)
+
+    [line] = captured.lines()
+    assert "/api/v1/auth/me\\x0a2026-01-01" in line
+
+
+def test_text_record_keeps_the_traceback_on_lines_of_its_own(text_log):
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        text_log.logger.exception("failed")
+
+    lines = text_log.lines()
+    assert lines[0].endswith("failed")
+    assert lines[1] == "Traceback (most recent call last):"
+
+
 def test_text_record_outside_a_request_shows_a_dash(text_log):
     text_log.logger.info("at start-up")
 
@@ -238,3 +271,22 @@ def test_no_secret_reaches_the_log(client, app_log):
     assert token not in logged
     # The uid is short (the user id in base64), so only a standalone occurrence counts.
     assert not re.search(rf"(?<![\w-]){re.escape(uid)}(?![\w-])", logged)
+
+
+def handlers_of(name: str) -> list[logging.Handler]:
+    """Every handler a record of this logger reaches, walking up while loggers propagate (pytest's own
+    capturing handlers aside)."""
+    found: list[logging.Handler] = []
+    logger: logging.Logger | None = logging.getLogger(name)
+    while logger is not None:
+        found += [
+            handler for handler in logger.handlers if not type(handler).__module__.startswith("_pytest")
+        ]
+        logger = logger.parent if logger.propagate else None
+    return found
+
+
+@pytest.mark.parametrize("name", ["django.security.DisallowedHost", "django.request", "django.template"])
+def test_django_records_reach_only_the_stdout_handler(name):
+    """Django's own console handler (DEBUG on) would write each record a second time, unformatted."""
+    assert [handler.name for handler in handlers_of(name)] == ["stdout"]

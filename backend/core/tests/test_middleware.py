@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 
 from core.middleware import access_logger
-from testing import SpaClient
+from testing import SpaClient, assert_error
 
 LIVE = "/api/v1/health/live"
 ME = "/api/v1/auth/me"
@@ -201,3 +201,51 @@ def test_access_log_does_not_load_the_session_to_name_the_user(user_client, user
 
     assert session_loads == [user_client.session_key]
     assert access_records(access_log)[-1].user_id == user.pk  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- a foreign Host
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_foreign_host_under_the_api_is_the_json_400_also_with_debug(client, settings, caplog, debug):
+    settings.DEBUG = debug
+
+    response = client.get("/api/v1/auth/me", HTTP_HOST="evil.example.com")
+
+    assert_error(response, 400, "BAD_REQUEST")
+    [record] = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert record.levelname == "WARNING"
+    assert record.exc_info is None
+    assert "evil.example.com" in record.getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_foreign_host_outside_the_api_is_djangos_plain_400_also_with_debug(client, settings, caplog):
+    settings.DEBUG = True
+
+    response = client.get("/admin/login/", HTTP_HOST="evil.example.com")
+
+    assert response.status_code == 400
+    assert b"Traceback" not in response.content
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ---------------------------------------------------------------- caching
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/api/v1/auth/csrf", 200), ("/api/v1/health/live", 200), ("/api/v1/nothing", 404)],
+)
+def test_api_responses_are_not_stored_by_any_cache(client, path, status):
+    response = client.get(path)
+
+    assert response.status_code == status
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_the_user_is_not_stored_by_any_cache(user_client):
+    response = user_client.get("/api/v1/auth/me")
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"

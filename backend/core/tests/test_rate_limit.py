@@ -1,6 +1,5 @@
 """core.rate_limit: fixed-window counters in the shared cache."""
 
-import socket
 import threading
 import uuid
 from typing import Any
@@ -15,12 +14,6 @@ from core.rate_limit import Rate
 @pytest.fixture
 def key() -> str:
     return f"test:{uuid.uuid4().hex}"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def hits(key: str, rate: Rate, times: int) -> list[float | None]:
@@ -202,17 +195,53 @@ def test_separate_cache_clients_share_the_counts(monkeypatch, clock, key):
         connection.connection_pool.disconnect()
 
 
-def test_fails_open_when_the_cache_is_unreachable(settings, caplog, clock, key):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{closed_port()}/0",
-            "KEY_PREFIX": "test",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1, "IGNORE_EXCEPTIONS": True},
-        }
-    }
-    settings.DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
-    settings.DJANGO_REDIS_LOGGER = "core.cache"
+# ---------------------------------------------------------------- while Redis is unavailable
 
-    assert hits(key, Rate(limit=1, period=60), 3) == [None, None, None]
-    assert any(record.name == "core.cache" for record in caplog.records)
+
+@pytest.mark.usefixtures("redis_unreachable")
+def test_a_security_limit_is_counted_in_this_process_while_redis_is_unreachable(clock, key, caplog):
+    rate = Rate(limit=3, period=60)
+
+    assert hits(key, rate, 5) == [None, None, None, pytest.approx(49.5), pytest.approx(49.5)]
+    assert "Shared cache unavailable: counting the test limit in this process" in caplog.messages
+
+
+@pytest.mark.usefixtures("redis_unreachable")
+def test_a_fail_open_limit_lets_everything_through_while_redis_is_unreachable(clock, key):
+    rate = Rate(limit=1, period=60)
+
+    assert [rate_limit.hit(key, rate, fail_open=True) for _ in range(5)] == [None] * 5
+
+
+@pytest.mark.usefixtures("redis_unreachable")
+def test_the_fallback_is_logged_once_a_minute_per_scope(clock, key, caplog):
+    hits(key, Rate(limit=100, period=60), 20)
+
+    fallbacks = [message for message in caplog.messages if message.startswith("Shared cache unavailable")]
+    assert len(fallbacks) == 1
+
+
+@pytest.mark.usefixtures("redis_unreachable")
+def test_turns_are_taken_in_this_process_while_redis_is_unreachable(clock, key):
+    assert rate_limit.take_turn(key, 5) is None
+    assert rate_limit.take_turn(key, 5) == pytest.approx(5 - 0.5)
+    clock.now += 5
+    assert rate_limit.take_turn(key, 5) is None
+
+
+# ---------------------------------------------------------------- address buckets
+
+
+@pytest.mark.parametrize(
+    ("address", "bucket"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:0db8:0001:0002:ffff::", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_address_bucket(address, bucket):
+    assert rate_limit.address_bucket(address) == bucket

@@ -2,14 +2,18 @@
 ``@pytest.mark.urls("core.tests.urls")``."""
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, RequestDataTooBig, ValidationError
+from django.db.utils import ConnectionHandler
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
+from django_redis.cache import RedisCache
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import urls as project_urls
+from core.cache import strict
+from testing import closed_port, redis_cache_at
 
 CRASH_MESSAGE = "kaboom: internal detail that must not reach the client"
 
@@ -46,6 +50,46 @@ class DjangoExceptionApi(APIView):
         raise DJANGO_EXCEPTIONS[name]
 
 
+def _query_an_unreachable_database() -> None:
+    """Really fails: a PostgreSQL connection to a port nothing listens on."""
+    handler = ConnectionHandler(
+        {
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "HOST": "127.0.0.1",
+                "PORT": closed_port(),
+                "NAME": "unreachable",
+                "USER": "nobody",
+                "PASSWORD": "unused",
+            }
+        }
+    )
+    with handler["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _ask_an_unreachable_redis() -> None:
+    """Really fails: a strict read from a Redis cache on a port nothing listens on."""
+    config = redis_cache_at(closed_port())["default"]
+    strict(RedisCache(config["LOCATION"], config)).get("anything")
+
+
+DEPENDENCY_FAILURES = {"database": _query_an_unreachable_database, "redis": _ask_an_unreachable_redis}
+
+
+class DependencyDownApi(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request, name: str) -> Response:
+        DEPENDENCY_FAILURES[name]()
+        return Response({"ok": True})
+
+
+def plain_dependency_down_view(request: HttpRequest, name: str) -> HttpResponse:
+    DEPENDENCY_FAILURES[name]()
+    return JsonResponse({"ok": True})
+
+
 def plain_post_view(request: HttpRequest) -> HttpResponse:
     """A plain Django view: CSRF is checked by CsrfViewMiddleware, not by DRF."""
     return JsonResponse({"ok": True})
@@ -66,6 +110,8 @@ urlpatterns = [
     path("api/test/plain-post", plain_post_view),
     path("api/test/plain-crash", plain_crash_view),
     path("api/test/plain-forbidden", plain_forbidden_view),
+    path("api/test/dependency-down/<str:name>", DependencyDownApi.as_view()),
+    path("api/test/plain-dependency-down/<str:name>", plain_dependency_down_view),
     # Last: the project's catch-all for /api/ would shadow the views above.
     *project_urls.urlpatterns,
 ]
