@@ -87,8 +87,10 @@ bench-gunicorn: venv ## Compare gunicorn workers x threads in the production sta
 # ---------------------------------------------------------------- the compose stacks
 
 .PHONY: up
-up: ## Build and start the stack (STACK=dev|prod) and wait until it is healthy
+up: ## Build and start the stack (STACK=dev|prod) and wait until it is healthy (updates: make deploy)
 	$(COMPOSE) up --build --detach --wait
+	@# Backends it recreated have new addresses: nginx follows them without a restart.
+	scripts/nginx-reload $(STACK)
 	@echo "nginx serves HTTPS on $$($(COMPOSE) port nginx 8443): the API under /api/v1/, docs /api/v1/docs, admin /admin/"
 
 .PHONY: down
@@ -119,6 +121,18 @@ migrate: ## Apply migrations in the running stack
 .PHONY: createsuperuser
 createsuperuser: ## Create an admin user in the running stack
 	$(COMPOSE) exec backend python manage.py createsuperuser
+
+.PHONY: deploy
+deploy: ## Update the production stack to this checkout, no request dropped (ARGS=--help: options)
+	scripts/deploy $(ARGS)
+
+.PHONY: rollback
+rollback: ## Switch the production backend back to the image that served before (or ARGS=<version>)
+	scripts/deploy --rollback $(ARGS)
+
+.PHONY: nginx-reload
+nginx-reload: ## Check nginx's configuration and reload it gracefully, following the running backends
+	scripts/nginx-reload $(STACK)
 
 .PHONY: backup
 backup: ## Dump the database into the backups volume and say where

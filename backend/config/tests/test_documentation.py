@@ -39,8 +39,9 @@ def compose_file(name: str) -> dict[str, Any]:
 
 
 # Set by the stacks themselves, not by an operator: gunicorn's trusted proxy network (from EDGE_SUBNET),
-# and the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself).
-SET_BY_THE_STACK = {"FORWARDED_ALLOW_IPS", "ENV_FILE"}
+# the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself), and the project
+# name compose itself provides (COMPOSE_PROJECT_NAME, which names the backend image).
+SET_BY_THE_STACK = {"FORWARDED_ALLOW_IPS", "ENV_FILE", "COMPOSE_PROJECT_NAME"}
 VARIABLES = sorted(variables_read_by(*SETTINGS_MODULES, GUNICORN) | variables_of_the_compose_files())
 
 
