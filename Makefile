@@ -135,8 +135,12 @@ nginx-reload: ## Check nginx's configuration and reload it gracefully, following
 	scripts/nginx-reload $(STACK)
 
 .PHONY: backup
-backup: ## Dump the database into the backups volume and say where
-	$(COMPOSE) exec --no-TTY db backup
+backup: ## Dump the database into the backups and say where (NAME=x.dump: one that is never pruned)
+	$(COMPOSE) exec --no-TTY db backup $(NAME)
+
+.PHONY: backup-verify
+backup-verify: ## Restore the newest backup (or FILE=...) into a scratch database and compare row counts
+	$(COMPOSE) exec --no-TTY db backup-verify $(FILE)
 
 .PHONY: restore
 restore: ## Replace the database with a backup: make restore FILE=app-....dump

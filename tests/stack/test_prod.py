@@ -308,7 +308,7 @@ def test_restore_of_a_broken_file_changes_nothing(prod_stack):
 
 def test_every_container_runs_as_non_root_and_hardened(prod_stack):
     containers = prod_stack.container_ids(all_states=True)
-    assert set(containers) == {"db", "redis", "migrate", "backend", "nginx"}
+    assert set(containers) == {"db", "redis", "migrate", "backend", "nginx", "backup"}
     for service, container_id in containers.items():
         details = docker_inspect(container_id)
         config, host = details["Config"], details["HostConfig"]

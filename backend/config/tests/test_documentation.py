@@ -118,6 +118,28 @@ def test_env_example_states_the_default_of_the_code(name, default):
     assert f"Default: `{default}`" in comment.group(1).replace("\n# ", " "), name
 
 
+def script_defaults() -> dict[str, str]:
+    """${NAME:-default} in the backup scripts (postgres/), which read their variables themselves."""
+    defaults: dict[str, str] = {}
+    for script in sorted((REPO / "postgres").iterdir()):
+        if script.name != "Dockerfile":
+            defaults.update(re.findall(r"\$\{(BACKUP_[A-Z0-9_]+):-([^}]+)\}", script.read_text()))
+    return defaults
+
+
+def test_the_script_defaults_are_found():
+    assert {"BACKUP_SCHEDULE", "BACKUP_VERIFY_SCHEDULE", "BACKUP_KEEP_DAILY", "BACKUP_KEEP_WEEKLY"} <= set(
+        script_defaults()
+    )
+
+
+@pytest.mark.parametrize(("name", "default"), sorted(script_defaults().items()))
+def test_env_example_states_the_default_of_the_backup_scripts(name, default):
+    comment = re.search(rf"((?:^#.*\n)+)(?:^{VARIABLE}=\n)*^{name}=$", ENV_EXAMPLE, re.MULTILINE)
+    assert comment, name
+    assert f"`{default}`" in comment.group(1).replace("\n# ", " "), name
+
+
 def test_the_production_stack_passes_the_env_file_to_the_backend_and_migrate():
     services = compose_file("compose.prod.yaml")["services"]
     for service in ("backend", "migrate"):
