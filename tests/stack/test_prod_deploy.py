@@ -337,17 +337,22 @@ def test_a_renewed_certificate_is_served_after_a_reload_with_no_failed_request(p
     assert served_certificate(prod_stack) == new
 
 
-def test_make_up_on_the_running_stack_leaves_nginx_following_the_recreated_backend(prod_stack):
+def test_make_up_on_the_running_stack_leaves_nginx_following_the_backends(prod_stack):
     before = backend_ids(prod_stack)
     assert prod_stack.env_file is not None
-    # A setting that changes nothing but the backend's configuration, so compose recreates it (under
-    # the same name, at another address).
+    # A setting that changes nothing but the backend's configuration, so compose recreates it, and a
+    # second container: both at addresses nginx has not seen.
     with prod_stack.env_file.open("a") as env_file:
         env_file.write("PASSWORD_RESET_TIMEOUT=3600\n")
 
-    prod_stack.make("up", timeout=900)
+    prod_stack.make("up", timeout=900, env={"BACKEND_REPLICAS": "2"})
 
+    after = backends(prod_stack)
+    assert len(after) == 2
     assert backend_ids(prod_stack).isdisjoint(before)
-    assert sorted(nginx_backend_servers(prod_stack)) == sorted(backends(prod_stack))
+    assert sorted(nginx_backend_servers(prod_stack)) == sorted(after)
     with prod_stack.client() as client:
-        assert client.get("/api/v1/auth/csrf").status_code == 200
+        for _ in range(20):
+            assert client.get("/api/v1/auth/csrf").status_code == 200
+    recent = [line for line in prod_stack.logs("nginx") if line.get("logger") == "nginx.access"][-20:]
+    assert {line["upstream_addr"].split(":")[0] for line in recent} == edge_addresses(prod_stack, list(after))
