@@ -15,7 +15,9 @@ included; httpx does not, so these clients do it once, and count each retry apar
 
 Not HTTP/2: there, nginx's GOAWAY names the last stream it took and answers it before closing, and
 browsers read that answer; Python's h2 (4.x) refuses every frame after a GOAWAY, so httpx would report
-a request nginx answered as failed. (test_prod.py checks HTTP/2 itself.)
+a request nginx answered as failed. (test_prod.py checks HTTP/2 itself.) Nor a browser: Chromium on the
+Docker host aborts the requests in flight with ERR_NETWORK_CHANGED whenever Docker adds a network
+interface, as a deploy's new containers do, which no browser elsewhere sees.
 """
 
 import ssl

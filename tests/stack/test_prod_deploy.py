@@ -81,9 +81,9 @@ def backend_ids(stack: Stack) -> set[str]:
     return set(stack.compose("ps", "--quiet", "--status", "running", "backend").stdout.split())
 
 
-def image_id(stack: Stack, tag: str) -> str | None:
+def image_id(stack: Stack, tag: str, service: str = "backend") -> str | None:
     result = run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", f"{stack.project}-backend:{tag}"],
+        ["docker", "image", "inspect", "--format", "{{.Id}}", f"{stack.project}-{service}:{tag}"],
         cwd=REPO,
         env=stack.env,
         check=False,
@@ -167,6 +167,9 @@ def test_deploy_switches_to_the_new_commit_with_no_failed_request(prod_stack):
     assert len(after) == 2
     assert set(after).isdisjoint(before)
     assert set(after.values()) == {image_id(prod_stack, sha)} == {image_id(prod_stack, "latest")}
+    assert image_id(prod_stack, "latest", "migrate") == image_id(prod_stack, sha), (
+        "migrate runs the same code"
+    )
     assert {image_id(prod_stack, "previous")} == set(before.values())
     assert sorted(nginx_backend_servers(prod_stack)) == sorted(after)
     assert f"deploy: serving {prod_stack.project}-backend:{sha} in 2 container(s)" in deployed.stdout
@@ -179,7 +182,7 @@ def test_deploy_switches_to_the_new_commit_with_no_failed_request(prod_stack):
 
 def test_a_deploy_whose_backend_never_gets_healthy_leaves_the_old_one_serving(prod_stack):
     before, header = backends(prod_stack), site_header(prod_stack)
-    latest = image_id(prod_stack, "latest")
+    latest, migrate = image_id(prod_stack, "latest"), image_id(prod_stack, "latest", "migrate")
 
     def break_the_health_check(checkout: Path) -> None:
         healthcheck = checkout / "backend" / "docker" / "healthcheck.py"
@@ -199,6 +202,7 @@ def test_a_deploy_whose_backend_never_gets_healthy_leaves_the_old_one_serving(pr
         assert backends(prod_stack) == before
         assert len(prod_stack.compose("ps", "--all", "--quiet", "backend").stdout.split()) == len(before)
         assert image_id(prod_stack, "latest") == latest
+        assert image_id(prod_stack, "latest", "migrate") == migrate
         assert image_id(prod_stack, sha) is None
         assert site_header(prod_stack) == header
 
