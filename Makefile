@@ -130,8 +130,10 @@ bench-logs: venv ## Measure the production stack's log bytes per request, to siz
 # ---------------------------------------------------------------- the compose stacks
 
 .PHONY: up
-up: ## Build and start the stack (STACK=dev|prod) and wait until it is healthy
+up: ## Build and start the stack (STACK=dev|prod) and wait until it is healthy (updates: make deploy)
 	$(COMPOSE) up --build --detach --wait
+	@# Backends it recreated have new addresses: nginx follows them without a restart.
+	scripts/nginx-reload $(STACK)
 	@echo "nginx serves HTTPS on $$($(COMPOSE) port nginx 8443): the API under /api/v1/, docs /api/v1/docs, admin /admin/"
 
 .PHONY: down
@@ -163,9 +165,25 @@ migrate: ## Apply migrations in the running stack (prod: the migrate one-shot, a
 createsuperuser: ## Create an admin user in the running stack
 	$(COMPOSE) exec backend python manage.py createsuperuser
 
+.PHONY: deploy
+deploy: ## Update the production stack to this checkout, no request dropped (ARGS=--help: options)
+	scripts/deploy $(ARGS)
+
+.PHONY: rollback
+rollback: ## Switch the production backend back to the image that served before (or ARGS=<version>)
+	scripts/deploy --rollback $(ARGS)
+
+.PHONY: nginx-reload
+nginx-reload: ## Check nginx's configuration and reload it gracefully, following the running backends
+	scripts/nginx-reload $(STACK)
+
 .PHONY: backup
-backup: ## Dump the database into the backups volume and say where
-	$(COMPOSE) exec --no-TTY db backup
+backup: ## Dump the database into the backups and say where (NAME=x.dump: one that is never pruned)
+	$(COMPOSE) exec --no-TTY db backup $(NAME)
+
+.PHONY: backup-verify
+backup-verify: ## Restore the newest backup (or FILE=...) into a scratch database and compare row counts
+	$(COMPOSE) exec --no-TTY db backup-verify $(FILE)
 
 .PHONY: restore
 restore: ## Replace the database with a backup: make restore FILE=app-....dump

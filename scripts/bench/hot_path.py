@@ -411,7 +411,7 @@ def container_memory_mib(env_file: Path) -> dict[str, float]:
 
 @contextlib.contextmanager
 def prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
-    run([str(ROOT / "nginx" / "self-signed-cert"), str(directory), "localhost"])
+    run([str(ROOT / "nginx" / "local-cert"), str(directory), "localhost"])
     (directory / "acme").mkdir()
     env_file = directory / "bench.env"
     env_file.write_text(

@@ -19,6 +19,7 @@ from .stacks import (
     DEV_CORS_ALLOWED_ORIGINS,
     DEV_PORTS,
     DEV_PROJECT,
+    FIGURES,
     PROD_PORTS,
     PROD_PROJECT,
     REPO,
@@ -26,6 +27,7 @@ from .stacks import (
     Stack,
     clean_checkout,
     clean_environment,
+    git_checkout,
     phase,
     prod_env_file,
 )
@@ -37,6 +39,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("stack test figures")
+        for figure in FIGURES:
+            terminalreporter.write_line(figure)
     terminalreporter.section("stack test phases")
     for name, seconds in TIMINGS:
         terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
@@ -99,12 +105,14 @@ def dev_stack(workdir: Path) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def prod_stack(workdir: Path) -> Iterator[Stack]:
+    """From a git repository of its own holding the checkout, as on a production host, so that
+    test_prod_deploy.py can commit a change and deploy it."""
     directory = workdir / "prod"
     directory.mkdir()
     env_file = prod_env_file(directory)
     stack = Stack(
         project=PROD_PROJECT,
-        directory=REPO,
+        directory=git_checkout(directory / "checkout"),
         compose_files=["compose.prod.yaml"],
         env=clean_environment({}),
         https_port=int(PROD_PORTS["HTTPS_PORT"]),

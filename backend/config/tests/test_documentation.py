@@ -39,8 +39,9 @@ def compose_file(name: str) -> dict[str, Any]:
 
 
 # Set by the stacks themselves, not by an operator: gunicorn's trusted proxy network (from EDGE_SUBNET),
-# and the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself).
-SET_BY_THE_STACK = {"FORWARDED_ALLOW_IPS", "ENV_FILE"}
+# the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself), and the project
+# name compose itself provides (COMPOSE_PROJECT_NAME, which names the backend image).
+SET_BY_THE_STACK = {"FORWARDED_ALLOW_IPS", "ENV_FILE", "COMPOSE_PROJECT_NAME"}
 VARIABLES = sorted(variables_read_by(*SETTINGS_MODULES, GUNICORN) | variables_of_the_compose_files())
 
 
@@ -115,6 +116,28 @@ def test_env_example_states_the_default_of_the_code(name, default):
     comment = re.search(rf"((?:^#.*\n)+)(?:^{VARIABLE}=\n)*^{name}=$", ENV_EXAMPLE, re.MULTILINE)
     assert comment, name
     assert f"Default: `{default}`" in comment.group(1).replace("\n# ", " "), name
+
+
+def script_defaults() -> dict[str, str]:
+    """${NAME:-default} in the backup scripts (postgres/), which read their variables themselves."""
+    defaults: dict[str, str] = {}
+    for script in sorted((REPO / "postgres").iterdir()):
+        if script.name != "Dockerfile":
+            defaults.update(re.findall(r"\$\{(BACKUP_[A-Z0-9_]+):-([^}]+)\}", script.read_text()))
+    return defaults
+
+
+def test_the_script_defaults_are_found():
+    assert {"BACKUP_SCHEDULE", "BACKUP_VERIFY_SCHEDULE", "BACKUP_KEEP_DAILY", "BACKUP_KEEP_WEEKLY"} <= set(
+        script_defaults()
+    )
+
+
+@pytest.mark.parametrize(("name", "default"), sorted(script_defaults().items()))
+def test_env_example_states_the_default_of_the_backup_scripts(name, default):
+    comment = re.search(rf"((?:^#.*\n)+)(?:^{VARIABLE}=\n)*^{name}=$", ENV_EXAMPLE, re.MULTILINE)
+    assert comment, name
+    assert f"`{default}`" in comment.group(1).replace("\n# ", " "), name
 
 
 def test_the_production_stack_passes_the_env_file_to_the_backend_and_migrate():
