@@ -48,7 +48,7 @@ audit = load_audit()
 
 def base_images() -> dict[str, str]:
     """Where each base image is named, and the image: the ARG defaults the FROM lines use, and compose's
-    `image:` lines."""
+    `image:` lines of services that pull their image (with `build:`, `image:` names what is built)."""
     images = {}
     for dockerfile in DOCKERFILES:
         text = (REPO / dockerfile).read_text()
@@ -59,7 +59,7 @@ def base_images() -> dict[str, str]:
                 images[f"{dockerfile} {name}"] = defaults[name]
     for compose in ("compose.yaml", "compose.prod.yaml"):
         for service, definition in yaml.safe_load((REPO / compose).read_text())["services"].items():
-            if "image" in definition:
+            if "image" in definition and "build" not in definition:
                 images[f"{compose} {service}"] = definition["image"]
     return images
 
