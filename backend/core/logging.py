@@ -1,8 +1,9 @@
 """Log formats for stdout: readable text locally, one JSON object per line in production.
 
 Records carry the request id of the request being served (RequestContextFilter); the access line of
-core.middleware adds method, path, status, duration, user id and client address. Nothing here logs request
-bodies, headers or cookies, so passwords, session ids, CSRF and reset tokens never reach the log.
+core.middleware adds method, path, status, duration, user id, client address and the host name of the
+container that served it. Nothing here logs request bodies, headers or cookies, so passwords, session
+ids, CSRF and reset tokens never reach the log.
 """
 
 import json
@@ -16,7 +17,7 @@ from django.conf import settings
 from core.request_context import request_id
 
 # Fields that code may pass in `extra=`, copied into JSON lines when present.
-EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "bytes", "user_id", "client_ip")
+EXTRA_FIELDS = ("method", "path", "status", "duration_ms", "bytes", "user_id", "client_ip", "hostname")
 
 
 class RequestContextFilter(logging.Filter):

@@ -2,6 +2,7 @@
 answers a foreign Host in the API's shape also with DEBUG on; no caching of API responses."""
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 
@@ -18,6 +19,9 @@ access_logger = logging.getLogger("core.access")
 disallowed_host_logger = logging.getLogger("django.security.DisallowedHost")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# The container's host name (Docker's default: the container id), in each access line, so that the
+# logs of several backend containers, or of a Swarm service's replicas, say which one served a request.
+HOSTNAME = socket.gethostname()
 
 
 def access_level(request: HttpRequest, status: int) -> int:
@@ -68,6 +72,7 @@ class RequestIdMiddleware:
                     "duration_ms": duration_ms,
                     "user_id": _user_id(request),
                     "client_ip": client_ip(request),
+                    "hostname": HOSTNAME,
                 },
             )
             return response

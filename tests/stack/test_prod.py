@@ -258,6 +258,8 @@ def test_nginx_and_django_each_log_one_access_line_with_the_same_request_id(prod
     backend_line = next(line for line in lines if line["logger"] == "core.access")
     assert backend_line["status"] == 401
     assert backend_line["client_ip"] == nginx_line["client_ip"]
+    # The container that served it: its host name is Docker's short container id.
+    assert prod_stack.container_ids()["backend"].startswith(backend_line["hostname"])
 
 
 # ---------------------------------------------------------------- state: Redis, volumes, backups

@@ -93,6 +93,7 @@ def test_json_record_carries_the_access_fields(json_log, in_request):
         "duration_ms": 12.5,
         "user_id": 42,
         "client_ip": "203.0.113.7",
+        "hostname": "3f2a9c1d7e5b",
     }
 
     json_log.logger.info("access", extra=fields)

@@ -4,6 +4,7 @@ access line per request."""
 import json
 import logging
 import re
+import socket
 from importlib import import_module
 from typing import Any
 
@@ -116,6 +117,8 @@ def test_one_access_record_per_request_with_its_facts(client, access_log):
     assert fields["duration_ms"] >= 0
     assert fields["client_ip"] == "198.51.100.23"
     assert fields["user_id"] is None
+    # Which container (a Swarm replica, one of several compose containers) served it.
+    assert fields["hostname"] == socket.gethostname()
     assert "secret-in-query" not in record.getMessage()
 
 
