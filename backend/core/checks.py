@@ -1,12 +1,15 @@
 """Project invariants as system checks, so `manage.py check --deploy` catches a settings change that would
-quietly weaken the API. Each check has a test in core/tests/test_checks.py."""
+quietly weaken the API, and `migrate` a deployment whose sizes the database cannot hold. Each check has
+a test in core/tests/test_checks.py."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import get_hashers
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from core import rate_limit
 
@@ -115,3 +118,97 @@ def check_deployment(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[C
             )
         )
     return problems
+
+
+# ---------------------------------------------------------------- the connection budget
+
+
+@dataclass(frozen=True)
+class ConnectionBudget:
+    """The PostgreSQL connections the stack may hold at once, against those PostgreSQL allows it.
+
+    Each gunicorn worker keeps one persistent connection per thread (CONN_MAX_AGE: Django's connections
+    are per thread) and one for its health check (core.health); an update runs `surge` containers
+    beside the `replicas` that serve.
+    """
+
+    max_connections: int
+    # superuser_reserved_connections + reserved_connections: not for an ordinary role.
+    reserved: int
+    replicas: int
+    surge: int
+    workers: int
+    threads: int
+    beside: int
+
+    @property
+    def per_container(self) -> int:
+        return self.workers * (self.threads + 1)
+
+    @property
+    def needed(self) -> int:
+        return (self.replicas + self.surge) * self.per_container + self.beside
+
+    @property
+    def available(self) -> int:
+        return self.max_connections - self.reserved
+
+    def __str__(self) -> str:
+        return (
+            f"{self.needed} connections needed: {self.replicas + self.surge} backend containers "
+            f"(BACKEND_REPLICAS {self.replicas}, plus {self.surge} while an update replaces them) x "
+            f"{self.workers} gunicorn workers (GUNICORN_WORKERS) x ({self.threads} threads "
+            f"(GUNICORN_THREADS) + 1 health check), plus {self.beside} for migrate, backups and "
+            f"admin sessions; PostgreSQL allows {self.available} (max_connections {self.max_connections} "
+            f"minus {self.reserved} reserved for superusers)"
+        )
+
+
+def connection_budget() -> ConnectionBudget:
+    """The budget of this configuration on the default database (PostgreSQL).
+
+    The sizes are what gunicorn would run with in this container (config/gunicorn.py): the production
+    stacks give `migrate` the backend's CPU limit, so its defaults are the backend's.
+    """
+    from config import gunicorn
+
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('max_connections')::int,"
+            " current_setting('superuser_reserved_connections')::int"
+            # reserved_connections is PostgreSQL 16's; NULL before.
+            " + coalesce(current_setting('reserved_connections', true), '0')::int"
+        )
+        max_connections, reserved = cursor.fetchone()
+    return ConnectionBudget(
+        max_connections=max_connections,
+        reserved=reserved,
+        replicas=settings.BACKEND_REPLICAS,
+        surge=settings.BACKEND_UPDATE_SURGE,
+        workers=gunicorn.workers,
+        threads=gunicorn.threads,
+        beside=settings.DB_CONNECTIONS_BESIDE_THE_BACKEND,
+    )
+
+
+@register(Tags.database)
+def check_connection_budget(
+    app_configs: Sequence[Any] | None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Run by `migrate` (and `check --database default`), which every deploy runs before new backend
+    containers start: sizes whose connections PostgreSQL would refuse under load stop it."""
+    if not databases or DEFAULT_DB_ALIAS not in databases:
+        return []
+    if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":
+        return []
+    budget = connection_budget()
+    if budget.needed <= budget.available:
+        return []
+    return [
+        Error(
+            f"The stack could open more database connections than PostgreSQL allows: {budget}.",
+            hint="Lower BACKEND_REPLICAS, GUNICORN_WORKERS or GUNICORN_THREADS, or raise "
+            "DB_MAX_CONNECTIONS (docs/operations.md, The connection budget).",
+            id="core.E008",
+        )
+    ]

@@ -125,6 +125,15 @@ else:
         }
     }
 
+# The connection budget (core.checks.check_connection_budget, which `migrate` runs): every backend
+# container holds up to GUNICORN_WORKERS x (GUNICORN_THREADS + 1) connections, and an update runs more
+# containers beside the BACKEND_REPLICAS that serve: compose's `make deploy` as many new ones, Swarm's
+# rolling update one at a time (compose.swarm.yaml sets BACKEND_UPDATE_SURGE to its parallelism).
+BACKEND_REPLICAS = env_int("BACKEND_REPLICAS", 1, min_value=1)
+BACKEND_UPDATE_SURGE = env_int("BACKEND_UPDATE_SURGE", BACKEND_REPLICAS, min_value=0)
+# Beside the backend: migrate (1), the backup service (a dump holds 2) and 2 for people (psql, shell).
+DB_CONNECTIONS_BESIDE_THE_BACKEND = 5
+
 # The least-privilege role (data only, no DDL) that `migrate`, connected as the owner DB_USER, creates
 # and grants after every run (core.database_roles); compose.prod.yaml runs the backend as it. Empty:
 # none is managed.

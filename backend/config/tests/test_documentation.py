@@ -39,9 +39,10 @@ def compose_file(name: str) -> dict[str, Any]:
 
 
 # Set by the stacks themselves, not by an operator: gunicorn's trusted proxy network (from EDGE_SUBNET),
-# the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself), and the project
-# name compose itself provides (COMPOSE_PROJECT_NAME, which names the backend image).
-SET_BY_THE_STACK = {"FORWARDED_ALLOW_IPS", "ENV_FILE", "COMPOSE_PROJECT_NAME"}
+# the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself), the project
+# name compose itself provides (COMPOSE_PROJECT_NAME, which names the backend image), and the extra
+# backend containers of Swarm's rolling update (BACKEND_UPDATE_SURGE, its update parallelism).
+SET_BY_THE_STACK = {"FORWARDED_ALLOW_IPS", "ENV_FILE", "COMPOSE_PROJECT_NAME", "BACKEND_UPDATE_SURGE"}
 VARIABLES = sorted(variables_read_by(*SETTINGS_MODULES, GUNICORN) | variables_of_the_compose_files())
 
 

@@ -2,10 +2,20 @@
 
 import pytest
 from django.core.checks import Error, Warning, run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db import connection
 
+from config import gunicorn
 from config.settings import base
 from core import rate_limit
-from core.checks import check_api_defaults, check_deployment
+from core.checks import (
+    ConnectionBudget,
+    check_api_defaults,
+    check_connection_budget,
+    check_deployment,
+    connection_budget,
+)
 
 ARGON2_FIRST = base.PASSWORD_HASHERS
 REDIS_CACHE = {
@@ -202,6 +212,88 @@ def test_w001_silent_without_a_proxy(production_like):
     production_like.TRUSTED_PROXY_COUNT = 0
 
     assert check_deployment(None) == []
+
+
+# ---------------------------------------------------------------- check_connection_budget
+
+
+def test_the_budget_counts_every_thread_and_health_check_of_every_container_an_update_runs():
+    budget = ConnectionBudget(
+        max_connections=100, reserved=3, replicas=3, surge=1, workers=4, threads=4, beside=5
+    )
+
+    assert budget.per_container == 4 * (4 + 1)
+    assert budget.needed == (3 + 1) * 20 + 5 == 85
+    assert budget.available == 97
+    assert "85 connections needed: 4 backend containers (BACKEND_REPLICAS 3, plus 1 " in str(budget)
+    assert "PostgreSQL allows 97 (max_connections 100 minus 3 reserved for superusers)" in str(budget)
+
+
+@pytest.fixture
+def sizes(settings, monkeypatch):
+    """Sets the replicas, the update's surge and gunicorn's workers x threads the check reads."""
+
+    def set_sizes(*, replicas: int, surge: int, workers: int, threads: int) -> None:
+        settings.BACKEND_REPLICAS, settings.BACKEND_UPDATE_SURGE = replicas, surge
+        monkeypatch.setattr(gunicorn, "workers", workers)
+        monkeypatch.setattr(gunicorn, "threads", threads)
+
+    return set_sizes
+
+
+def max_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW max_connections")
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.postgresql
+def test_the_budget_reads_what_postgresql_allows(db, sizes):
+    sizes(replicas=2, surge=2, workers=3, threads=4)
+
+    budget = connection_budget()
+
+    assert budget.max_connections == max_connections()
+    assert 3 <= budget.reserved < budget.max_connections  # superuser_reserved_connections' default: 3
+    assert (budget.replicas, budget.surge, budget.workers, budget.threads) == (2, 2, 3, 4)
+    assert budget.beside == base.DB_CONNECTIONS_BESIDE_THE_BACKEND
+
+
+@pytest.mark.postgresql
+def test_e008_sizes_that_postgresql_cannot_hold(db, sizes):
+    # Exactly what it allows passes; one more worker's worth does not.
+    sizes(replicas=1, surge=0, workers=1, threads=1)
+    reserved = connection_budget().reserved
+    fitting = max_connections() - reserved - base.DB_CONNECTIONS_BESIDE_THE_BACKEND
+    sizes(replicas=fitting // 2, surge=0, workers=1, threads=1)
+    assert connection_budget().needed <= connection_budget().available
+    assert check_connection_budget(None, databases=["default"]) == []
+
+    sizes(replicas=fitting // 2, surge=1, workers=1, threads=1)
+    [error] = check_connection_budget(None, databases=["default"])
+
+    assert error.id == "core.E008"
+    assert "BACKEND_REPLICAS" in error.msg
+    assert "GUNICORN_WORKERS" in error.msg
+    assert "DB_MAX_CONNECTIONS" in (error.hint or "")
+
+
+@pytest.mark.postgresql
+def test_migrate_refuses_sizes_that_postgresql_cannot_hold(db, sizes):
+    sizes(replicas=50, surge=50, workers=8, threads=4)
+
+    with pytest.raises(SystemCheckError, match=r"core\.E008"):
+        # call_command skips the checks unless told otherwise; `manage.py migrate` runs them.
+        call_command("migrate", verbosity=0, skip_checks=False)
+
+
+def test_the_budget_is_checked_only_on_postgresql_and_when_databases_are(settings, sizes):
+    sizes(replicas=50, surge=50, workers=8, threads=4)
+
+    # `check` without --database, as check --deploy runs it, does not connect.
+    assert check_connection_budget(None) == []
+    if connection.vendor != "postgresql":
+        assert check_connection_budget(None, databases=["default"]) == []
 
 
 # ---------------------------------------------------------------- registered with Django
