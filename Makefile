@@ -173,6 +173,14 @@ deploy: ## Update the production stack to this checkout, no request dropped (ARG
 rollback: ## Switch the production backend back to the image that served before (or ARGS=<version>)
 	scripts/deploy --rollback $(ARGS)
 
+.PHONY: swarm-deploy
+swarm-deploy: ## Deploy the whole stack to Docker Swarm (compose.swarm.yaml) from a manager node
+	scripts/swarm deploy $(ARGS)
+
+.PHONY: swarm-update
+swarm-update: ## Roll the Swarm stack's backend over to this checkout's code, no request dropped
+	scripts/swarm update $(ARGS)
+
 .PHONY: nginx-reload
 nginx-reload: ## Check nginx's configuration and reload it gracefully, following the running backends
 	scripts/nginx-reload $(STACK)

@@ -4,6 +4,11 @@
 # the network: PGHOST, PGPASSWORD), as POSTGRES_USER on POSTGRES_DB, with the dumps in /backups.
 
 BACKUPS=/backups
+# Swarm gives the password as a Docker secret, a file: libpq reads PGPASSWORD.
+if [ -n "${PGPASSWORD_FILE:-}" ]; then
+  PGPASSWORD=$(<"$PGPASSWORD_FILE")
+  export PGPASSWORD
+fi
 # Dumps hold password hashes and personal data: readable by their owner only.
 umask 077
 DATABASE=$POSTGRES_DB

@@ -5,6 +5,7 @@ Run by scripts/stack-test (`make stack-test`), which first makes sure a Docker e
 are there. What each module checks, and the names and ports used: docs/operations.md, "The stack test".
 """
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,13 +24,18 @@ from .stacks import (
     PROD_PORTS,
     PROD_PROJECT,
     REPO,
+    SWARM_EDGE_SUBNET,
+    SWARM_PORTS,
+    SWARM_STACK,
     TIMINGS,
     Stack,
+    SwarmStack,
     clean_checkout,
     clean_environment,
     git_checkout,
     phase,
     prod_env_file,
+    run,
 )
 
 
@@ -131,6 +137,86 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
     finally:
         with phase("prod: down --volumes"):
             stack.down()
+
+
+# ---------------------------------------------------------------- Swarm: compose.swarm.yaml, one node
+
+
+# A node label the fixture puts on the swarm it makes, so that a later run knows a swarm left behind by
+# a run that was killed for its own, and leaves it.
+MADE_BY_THE_STACK_TEST = "stack-test-made-this-swarm"
+
+
+def swarm_node() -> tuple[str, str, dict[str, str]]:
+    """This engine's swarm state, node id and node labels."""
+    env = clean_environment({})
+    info = ["docker", "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}"]
+    state, _, node = run(info, cwd=REPO, env=env).stdout.strip().partition(" ")
+    labels: dict[str, str] = {}
+    if state == "active":
+        output = run(
+            ["docker", "node", "inspect", "--format", "{{json .Spec.Labels}}", node], cwd=REPO, env=env
+        )
+        labels = json.loads(output.stdout) or {}
+    return state, node, labels
+
+
+@pytest.fixture(scope="session")
+def swarm_stack(workdir: Path) -> Iterator[SwarmStack]:
+    """`make swarm-deploy` from a git repository of its own holding the checkout, on this engine made a
+    one-node swarm (`docker swarm init --advertise-addr 127.0.0.1`) unless it is one already; the stack,
+    its volumes, secrets and images are removed afterwards, and the swarm is left again if this made
+    it, also when a check fails."""
+    env = clean_environment({})
+    directory = workdir / "swarm"
+    directory.mkdir()
+    env_file = prod_env_file(directory, **SWARM_PORTS, EDGE_SUBNET=SWARM_EDGE_SUBNET, SWARM_STACK=SWARM_STACK)
+    stack = SwarmStack(
+        project=SWARM_STACK,
+        directory=git_checkout(directory / "checkout"),
+        compose_files=[],
+        env=env,
+        https_port=int(SWARM_PORTS["HTTPS_PORT"]),
+        http_port=int(SWARM_PORTS["HTTP_PORT"]),
+        ca_file=directory / "certs" / "ca.pem",
+        certificate=directory / "certs" / "fullchain.pem",
+        env_file=env_file,
+        cookie_prefix="__Host-",
+    )
+    state, node, labels = swarm_node()
+    made_here = state != "active" or MADE_BY_THE_STACK_TEST in labels
+    try:
+        with phase("swarm: docker swarm init, remove leftovers"):
+            if state != "active":
+                run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"], cwd=REPO, env=env)
+                _, node, labels = swarm_node()
+                stack.docker("node", "update", "--label-add", f"{MADE_BY_THE_STACK_TEST}=true", node)
+            stack.remove()
+        with phase("swarm: make swarm-deploy"):
+            deployed = stack.make("swarm-deploy", check=False, timeout=900)
+            assert deployed.returncode == 0, deployed.stdout[-4000:] + deployed.stderr[-4000:]
+        stack.deploy_output = deployed.stdout
+        yield stack
+    finally:
+        with phase("swarm: docker stack rm, docker swarm leave"):
+            stack.remove()
+            images = stack.docker(
+                "image",
+                "ls",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+                "--filter",
+                f"reference={SWARM_STACK}-*",
+            ).stdout.split()
+            if images:
+                stack.docker("image", "rm", *images, check=False)
+            if made_here:
+                stack.docker("swarm", "leave", "--force", check=False)
+            else:
+                # Only the labels scripts/swarm put on a swarm that was there before.
+                for label in ("data", "edge"):
+                    if label not in labels:
+                        stack.docker("node", "update", "--label-rm", label, node, check=False)
 
 
 # ---------------------------------------------------------------- the browser

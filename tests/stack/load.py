@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from .api import PASSWORD, csrf_headers, new_email, signup
+from .stacks import Stack
 
 
 @dataclass
@@ -192,3 +193,22 @@ def api_load(
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+
+
+@contextmanager
+def under_load(stack: Stack, context: ssl.SSLContext | None = None) -> Iterator[tuple[Load, list[float]]]:
+    """16 clients (load.py) before, during and after the block; yields the load and, once the block ends,
+    its start and end."""
+    window: list[float] = []
+    with api_load(stack.origin, context or stack.tls_context()) as load:
+        time.sleep(2)
+        window.append(time.monotonic())
+        yield load, window
+        window.append(time.monotonic())
+        time.sleep(2)
+
+
+def assert_no_failed_request(load: Load) -> None:
+    assert load.failures() == []
+    # Each client has two connections; a reload closes each at most once under a request.
+    assert len(load.retries()) <= 2 * 16 * 2, load.retries()

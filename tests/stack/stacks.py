@@ -4,12 +4,13 @@ and a production .env. conftest.py boots one Stack per compose file."""
 
 import json
 import os
+import re
 import secrets
 import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,10 @@ DEV_PORTS = {
 PROD_PORTS = {"HTTPS_PORT": str(29443 + PORT_OFFSET), "HTTP_PORT": str(29080 + PORT_OFFSET)}
 # The prod stack's nginx/backend network: not the default one, so a deployed stack can run beside.
 PROD_EDGE_SUBNET = f"172.16.{252 - SLOT}.0/24"
+# The Swarm stack (compose.swarm.yaml, test_swarm.py): its name, host ports and edge overlay network.
+SWARM_STACK = f"stacktest-swarm{SUFFIX}"
+SWARM_PORTS = {"HTTPS_PORT": str(27443 + PORT_OFFSET), "HTTP_PORT": str(27080 + PORT_OFFSET)}
+SWARM_EDGE_SUBNET = f"172.16.{239 - SLOT}.0/24"
 # The browser tests' single-page app: served by the test on a second origin of the prod stack's site,
 # and by Vite, as the README tells frontend developers, in front of the dev stack.
 PROD_SPA_PORT = 29444 + PORT_OFFSET
@@ -273,9 +278,53 @@ def git_environment() -> dict[str, str]:
     )
 
 
-def prod_env_file(directory: Path) -> Path:
+# ---------------------------------------------------------------- changes the update tests deploy
+
+
+def commit(stack: Stack, message: str, change: Callable[[Path], None]) -> str:
+    """A commit of `change` to the stack's checkout; its short hash."""
+    change(stack.directory)
+    run(["git", "add", "--all"], cwd=stack.directory, env=git_environment())
+    run(["git", "commit", "--quiet", "-m", message], cwd=stack.directory, env=git_environment())
+    return run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=stack.directory, env=git_environment()
+    ).stdout.strip()
+
+
+@contextmanager
+def committed(stack: Stack, message: str, change: Callable[[Path], None]) -> Iterator[str]:
+    """A commit that is taken back afterwards."""
+    sha = commit(stack, message, change)
+    try:
+        yield sha
+    finally:
+        run(["git", "reset", "--quiet", "--hard", "HEAD~1"], cwd=stack.directory, env=git_environment())
+
+
+def set_site_header(header: str) -> Callable[[Path], None]:
+    """A change of the backend's code that shows over HTTPS: the admin's site header."""
+
+    def change(checkout: Path) -> None:
+        urls = checkout / "backend" / "config" / "urls.py"
+        urls.write_text(
+            urls.read_text() + "\nfrom django.contrib import admin as stack_test_admin  # noqa: E402\n"
+            f"stack_test_admin.site.site_header = {header!r}\n"
+        )
+
+    return change
+
+
+def site_header(stack: Stack) -> str:
+    with stack.client() as client:
+        page = client.get("/admin/login/")
+    assert page.status_code == 200
+    [header] = re.findall(r'<div id="site-name"><a href="/admin/">([^<]*)</a>', page.text)
+    return header
+
+
+def prod_env_file(directory: Path, **overrides: str) -> Path:
     """A production .env as an operator writes it, with a certificate from `make certs` (a local CA) and
-    loopback ports."""
+    loopback ports; `overrides` replace or add values (the Swarm stack's ports, say)."""
     certs = directory / "certs"
     run(
         [
@@ -314,7 +363,106 @@ def prod_env_file(directory: Path) -> Path:
         "THROTTLE_USER": "100000/m",
         "GUNICORN_WORKERS": "2",
         **PROD_PORTS,
+        **overrides,
     }
     env_file = directory / "prod.env"
     env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
     return env_file
+
+
+@dataclass
+class SwarmStack(Stack):
+    """The Swarm stack (compose.swarm.yaml), deployed by `make swarm-deploy`: `project` is the stack's
+    name, its services are <stack>_<service>, and the HTTPS clients are Stack's."""
+
+    # What `make swarm-deploy` printed when the fixture deployed it.
+    deploy_output: str = ""
+
+    def service(self, name: str) -> str:
+        return f"{self.project}_{name}"
+
+    def docker(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return run(["docker", *args], cwd=self.directory, env=self.env, check=check, timeout=timeout)
+
+    def tasks(self, service: str) -> list[dict[str, Any]]:
+        """`docker inspect` of the service's tasks that should run."""
+        ids = self.docker(
+            "service",
+            "ps",
+            "--quiet",
+            "--no-trunc",
+            "--filter",
+            "desired-state=running",
+            self.service(service),
+        ).stdout.split()
+        return json.loads(self.docker("inspect", *ids).stdout) if ids else []
+
+    def running_containers(self, service: str) -> dict[str, str]:
+        """The short container id (a container's host name) of each running task, by task id."""
+        return {
+            task["ID"]: task["Status"]["ContainerStatus"]["ContainerID"][:12]
+            for task in self.tasks(service)
+            if task["Status"]["State"] == "running"
+        }
+
+    def container(self, service: str) -> str:
+        """The id of a running container of the service."""
+        return next(iter(self.running_containers(service).values()))
+
+    def logs(self, *services: str, since: str | None = None) -> list[dict[str, Any]]:
+        """Every JSON log line of the services' running containers (other lines are skipped). Read with
+        `docker logs`: `docker service logs` can hang on a task whose container was killed."""
+        lines = []
+        for service in services:
+            for container in self.running_containers(service).values():
+                args = ["logs"] + (["--since", since] if since else [])
+                output = self.docker(*args, container).stdout
+                for line in output.splitlines():
+                    if line.startswith("{"):
+                        try:
+                            lines.append(json.loads(line))
+                        except json.JSONDecodeError:
+                            continue
+        return lines
+
+    def sql(self, query: str) -> list[str]:
+        output = self.docker(
+            "exec",
+            self.container("db"),
+            "sh",
+            "-c",
+            'psql --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" --tuples-only --no-align '
+            '--command "$1"',
+            "sql",
+            query,
+        ).stdout
+        return output.splitlines()
+
+    def wait_for(self, service: str, replicas: int, timeout: float = 180) -> dict[str, str]:
+        """Waits until exactly `replicas` tasks run, healthy; their container ids by task id."""
+        deadline = time.monotonic() + timeout
+        while True:
+            tasks = self.tasks(service)
+            running = self.running_containers(service)
+            if len(tasks) == len(running) == replicas:
+                return running
+            assert time.monotonic() < deadline, f"{service}: {len(running)} of {replicas} tasks run"
+            time.sleep(1)
+
+    def remove(self) -> None:
+        """`docker stack rm`, then, once its containers stopped, what it leaves (the migrate job's exited
+        containers, the volumes) or could not remove while they ran (networks, secrets)."""
+        self.docker("stack", "rm", self.project, check=False)
+        label = f"label=com.docker.stack.namespace={self.project}"
+        deadline = time.monotonic() + 90
+        while self.docker("ps", "--quiet", "--filter", label).stdout.split():
+            if time.monotonic() > deadline:
+                break  # what is left, `docker swarm leave` removes, or the next run's first remove()
+            time.sleep(1)
+        for kind in ("container", "network", "secret", "volume"):
+            all_states = ["--all"] if kind == "container" else []
+            leftovers = self.docker(kind, "ls", *all_states, "--quiet", "--filter", label).stdout.split()
+            if leftovers:
+                self.docker(kind, "rm", *leftovers, check=False)

@@ -13,60 +13,29 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .load import Load, api_load
-from .stacks import FIGURES, REPO, Stack, docker_inspect, git_environment, run
+from .load import Load, assert_no_failed_request, under_load
+from .stacks import (
+    FIGURES,
+    REPO,
+    Stack,
+    commit,
+    committed,
+    docker_inspect,
+    git_environment,
+    run,
+    set_site_header,
+    site_header,
+)
 
 pytestmark = pytest.mark.usefixtures("prod_stack")
 
 # The admin's site header before the first deploy here, which the rollback brings back.
 ORIGINAL: dict[str, str] = {}
-
-
-def commit(stack: Stack, message: str, change: Callable[[Path], None]) -> str:
-    change(stack.directory)
-    run(["git", "add", "--all"], cwd=stack.directory, env=git_environment())
-    run(["git", "commit", "--quiet", "-m", message], cwd=stack.directory, env=git_environment())
-    return run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=stack.directory, env=git_environment()
-    ).stdout.strip()
-
-
-@contextmanager
-def committed(stack: Stack, message: str, change: Callable[[Path], None]) -> Iterator[str]:
-    """A commit that is taken back afterwards."""
-    sha = commit(stack, message, change)
-    try:
-        yield sha
-    finally:
-        run(["git", "reset", "--quiet", "--hard", "HEAD~1"], cwd=stack.directory, env=git_environment())
-
-
-def set_site_header(header: str) -> Callable[[Path], None]:
-    """A change of the backend's code that shows over HTTPS: the admin's site header."""
-
-    def change(checkout: Path) -> None:
-        urls = checkout / "backend" / "config" / "urls.py"
-        urls.write_text(
-            urls.read_text() + "\nfrom django.contrib import admin as stack_test_admin  # noqa: E402\n"
-            f"stack_test_admin.site.site_header = {header!r}\n"
-        )
-
-    return change
-
-
-def site_header(stack: Stack) -> str:
-    with stack.client() as client:
-        page = client.get("/admin/login/")
-    assert page.status_code == 200
-    [header] = re.findall(r'<div id="site-name"><a href="/admin/">([^<]*)</a>', page.text)
-    return header
 
 
 def backends(stack: Stack) -> dict[str, str]:
@@ -107,25 +76,6 @@ def edge_addresses(stack: Stack, names: list[str]) -> set[str]:
         docker_inspect(name)["NetworkSettings"]["Networks"][f"{stack.project}_edge"]["IPAddress"]
         for name in names
     }
-
-
-@contextmanager
-def under_load(stack: Stack, context: ssl.SSLContext | None = None) -> Iterator[tuple[Load, list[float]]]:
-    """16 clients (load.py) before, during and after the block; yields the load and, once the block ends,
-    its start and end."""
-    window: list[float] = []
-    with api_load(stack.origin, context or stack.tls_context()) as load:
-        time.sleep(2)
-        window.append(time.monotonic())
-        yield load, window
-        window.append(time.monotonic())
-        time.sleep(2)
-
-
-def assert_no_failed_request(load: Load) -> None:
-    assert load.failures() == []
-    # Each client has two connections; a reload closes each at most once under a request.
-    assert len(load.retries()) <= 2 * 16 * 2, load.retries()
 
 
 def served(load: Load, window: list[float], what: str, output: str = "") -> None:
