@@ -69,3 +69,15 @@ def test_gunicorn_workers_from_the_environment_or_a_clear_error(value, expected)
     )
     assert expected in result.stdout + result.stderr
     assert (result.returncode == 0) is (value != "0")
+
+
+def test_the_master_freezes_what_it_loaded_before_forking_workers():
+    import gc
+
+    gc.unfreeze()
+    try:
+        gunicorn.when_ready(object())
+
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
