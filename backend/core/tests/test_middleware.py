@@ -4,11 +4,9 @@ line per request, the Host check, no-store for the API, and health/live answered
 import json
 import logging
 import re
-from importlib import import_module
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 from core.middleware import access_logger
 from testing import SpaClient, assert_error
