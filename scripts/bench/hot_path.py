@@ -420,6 +420,7 @@ def prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
                 "SERVER_NAME=localhost",
                 f"SECRET_KEY={secrets.token_urlsafe(50)}",
                 f"DB_PASSWORD={secrets.token_hex(16)}",
+                f"DB_APP_PASSWORD={secrets.token_hex(16)}",
                 f"REDIS_PASSWORD={secrets.token_hex(16)}",
                 f"TLS_CERT_FILE={directory}/fullchain.pem",
                 f"TLS_KEY_FILE={directory}/privkey.pem",

@@ -186,10 +186,11 @@ def test_a_deploy_whose_backend_never_gets_healthy_leaves_the_old_one_serving(pr
     latest, migrate = image_id(prod_stack, "latest"), image_id(prod_stack, "latest", "migrate")
 
     def break_the_health_check(checkout: Path) -> None:
-        healthcheck = checkout / "backend" / "docker" / "healthcheck.py"
+        healthcheck = checkout / "backend" / "docker" / "healthcheck"
         source = healthcheck.read_text()
-        assert "sys.exit(main())" in source
-        healthcheck.write_text(source.replace("sys.exit(main())", "sys.exit(1)"))
+        healthy = '  "HTTP/1."?" 200 "*) exit 0 ;;'
+        assert healthy in source
+        healthcheck.write_text(source.replace(healthy, healthy.replace("exit 0", "exit 1")))
 
     with committed(prod_stack, "A health check that fails", break_the_health_check) as sha:
         with under_load(prod_stack) as (load, window):

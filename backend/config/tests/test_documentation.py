@@ -190,10 +190,12 @@ def test_gunicorn_nginx_and_compose_timeouts_fit_together():
     assert int(grace.removesuffix("s")) > gunicorn.graceful_timeout
 
 
-def test_the_container_health_check_asks_health_live():
-    healthcheck = (BACKEND_DIR / "docker" / "healthcheck.py").read_text()
-    [path] = re.findall(r'^LIVE_PATH = "([^"]+)"$', healthcheck, re.MULTILINE)
+def test_the_container_health_check_asks_health_live_with_the_default_host():
+    healthcheck = (BACKEND_DIR / "docker" / "healthcheck").read_text()
+    [path] = re.findall(r"^LIVE_PATH=(\S+)$", healthcheck, re.MULTILINE)
+    [host] = re.findall(r"^DEFAULT_HOST=(\S+)$", healthcheck, re.MULTILINE)
     assert path == reverse("health-live")
+    assert host == literal_defaults()["ALLOWED_HOSTS"].split(",")[0]
 
 
 def test_only_the_health_endpoints_skip_the_https_redirect_of_production():
