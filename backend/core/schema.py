@@ -2,7 +2,8 @@
 the API accepts and expects every status it can get:
 
 - every error status an operation can answer, derived from the view (its body, CSRF, session,
-  throttles, the database and Redis behind it), next to the statuses the view declares itself;
+  throttles, the database and Redis behind it, nginx in front of it), next to the statuses the view
+  declares itself;
 - input bodies refuse unknown fields (additionalProperties: false, core.serializers.StrictInputSerializer);
 - new passwords carry the rules a schema can state (accounts.apis.NewPasswordField).
 """
@@ -37,13 +38,14 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 class AutoSchema(openapi.AutoSchema):
     def _error_statuses(self) -> set[int]:
         view, method = self.view, self.method
-        statuses = {406}  # every view negotiates JSON
+        # Every view negotiates JSON (406). nginx answers any request 429 past its limits per client
+        # address and 503 while the backend cannot be reached (nginx/templates/default.conf.template).
+        statuses = {406, 429, 503}
         has_body = method in UNSAFE_METHODS and self.get_request_serializer() is not None
         if has_body:
             statuses |= {400, 413, 415}
         if view.authentication_classes:
-            # The session is read from Redis or the database.
-            statuses.add(503)
+            # The session is read from Redis or the database (503 above).
             if method in UNSAFE_METHODS:
                 statuses.add(403)  # CSRF
             public = all(
@@ -52,8 +54,6 @@ class AutoSchema(openapi.AutoSchema):
             )
             if not public:
                 statuses.add(401)
-        if view.throttle_classes:
-            statuses |= {429, 503}
         return statuses
 
     def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
