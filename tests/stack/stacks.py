@@ -48,6 +48,8 @@ ARTIFACTS = REPO / "artifacts" / "browser"
 
 # What each phase took, printed at the end of the run.
 TIMINGS: list[tuple[str, float]] = []
+# Figures the tests measured (slow clients, fault windows, fuzzing counts), printed at the end of the run.
+FIGURES: list[str] = []
 
 
 @contextmanager

@@ -8,32 +8,26 @@ import subprocess
 import time
 import warnings
 
-import httpx
 import pytest
 
-from .api import PASSWORD, csrf_headers, login, logout, me, new_email, set_cookies, signup
+from .api import (
+    PASSWORD,
+    assert_security_headers_once,
+    csrf_headers,
+    login,
+    logout,
+    me,
+    new_email,
+    set_cookies,
+    signup,
+)
 from .stacks import API_HOST, REPO, SPA_HOST, Stack, docker_inspect, run
 from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
 
 pytestmark = pytest.mark.usefixtures("prod_stack")
 
-SECURITY_HEADERS = {
-    "strict-transport-security": "max-age=63072000",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "same-origin",
-    "x-frame-options": "DENY",
-    "content-security-policy": "frame-ancestors 'none'",
-}
 # The user created first; later tests check it survives restarts, down/up and a restore.
 FIRST_USER = new_email()
-
-
-def assert_security_headers_once(response: httpx.Response) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        assert response.headers.get_list(name) == [value], (name, response.status_code, response.url)
-    assert len(response.headers.get_list("x-request-id")) == 1
-    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
-    assert response.headers["server"] == "nginx", "no version in the Server header"
 
 
 def tls_handshake(stack: Stack, context: ssl.SSLContext) -> ssl.SSLSocket:
