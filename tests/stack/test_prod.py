@@ -167,7 +167,8 @@ def test_security_headers_are_sent_once_on_every_kind_of_response(prod_stack):
             client.get("/api/v1/no-such-endpoint"),  # 404 from Django
             client.get("/no-such-page"),  # 404 from nginx
         ]
-    # HTTP/1.1: over HTTP/2, nginx resets the stream of a refused upload before the client reads the 413.
+    # HTTP/1.1: after its 413, nginx resets the HTTP/2 stream of the upload it refused, which httpx
+    # reports instead of the answer (test_edge.py reads that answer over HTTP/2 with its own client).
     with prod_stack.client(http2=False) as client:
         responses.append(
             client.post(

@@ -190,3 +190,17 @@ def test_token_from_the_csrf_endpoint_is_tied_to_its_cookie(client, user):
 
     assert_error(response, 403, "CSRF_FAILED")
     assert logged_in_id(stranger) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "multipart/form-data; boundary=", "multipart/mixed"]
+)
+def test_a_malformed_form_body_is_an_unsupported_media_type_not_a_crash(content_type):
+    """The CSRF check reads form bodies for a csrfmiddlewaretoken field; a multipart body without a
+    valid boundary made Django's parser raise, and the API answer 500."""
+    client = SpaClient()
+
+    response = client.generic("POST", LOGIN, b'{"email": "a@example.com"}', content_type=content_type)
+
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
