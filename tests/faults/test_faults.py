@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -167,6 +168,8 @@ class Fault:
     failures: int
     requests: int
     recovery: float
+    # What failed: "signup 503" and the like, with how many.
+    failed_kinds: str = ""
 
 
 # ---------------------------------------------------------------- injecting faults
@@ -296,7 +299,11 @@ def test_faults_under_a_write_load(fault_stack):
         outcomes = load.between(injected - 0.5, time.monotonic())
         failed = [outcome for outcome in outcomes if outcome.failed]
         window = (max(o.ended for o in failed) - min(o.started for o in failed)) if failed else 0.0
-        faults.append(Fault(name, injected, lifted, window, len(failed), len(outcomes), recovery))
+        kinds = Counter(f"{o.kind} {o.status or 'no answer'}" for o in failed)
+        failed_kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+        faults.append(
+            Fault(name, injected, lifted, window, len(failed), len(outcomes), recovery, failed_kinds)
+        )
         afterwards()
 
     def redis_outage(name: str, outage: Callable[[Stack], AbstractContextManager[None]]) -> None:
@@ -389,7 +396,7 @@ def report(
     for fault in faults:
         FIGURES.append(
             f"{fault.name:<30} {fault.lifted - fault.injected:>6.1f}s {fault.window:>10.1f}s "
-            f"{fault.failures:>7} {fault.requests:>9} {fault.recovery:>9.2f}s"
+            f"{fault.failures:>7} {fault.requests:>9} {fault.recovery:>9.2f}s  {fault.failed_kinds}"
         )
     FIGURES.extend(outage_checks)
 
