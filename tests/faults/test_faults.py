@@ -250,10 +250,10 @@ def wrong_logins_during_outage(stack: Stack, email: str) -> list[int]:
 
 
 def assert_the_login_limit_held(statuses: list[int]) -> None:
-    # Counted per gunicorn worker while Redis is down: at most the limit in each, then 429 from all.
+    # Counted per gunicorn worker while Redis is down: at most the limit answered in each (without the
+    # limit, every one would be a 400), the rest refused.
     assert statuses.count(400) <= LOGIN_FAILURES_LIMIT * GUNICORN_WORKERS, statuses
-    assert statuses[-3:] == [429, 429, 429], statuses
-    assert set(statuses) <= {400, 429}, statuses
+    assert set(statuses) == {400, 429}, statuses
 
 
 def assert_the_logout_held(stack: Stack, client: httpx.Client, status: int) -> str:
