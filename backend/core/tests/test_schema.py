@@ -119,7 +119,7 @@ def test_trace_is_not_allowed(client):
 
 
 def test_email_addresses_are_described_as_the_api_checks_them_in_requests_and_responses(schema):
-    emails = []
+    emails: list[dict[str, Any]] = []
 
     def visit(node):
         if isinstance(node, dict):
