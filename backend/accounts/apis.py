@@ -32,14 +32,15 @@ def password_field() -> serializers.CharField:
 
 class NewPasswordField(serializers.CharField):
     """A password to set. AUTH_PASSWORD_VALIDATORS check it (accounts.services), with the messages users
-    see; the schema states the rules that a schema can: the length limits, and not only digits. Not a
-    common password, not like the email or name, it cannot."""
+    see; the schema states the rules that a schema can: the length limits, not only digits, and no NUL
+    character (refused in every string, core.schema). Not a common password, not like the email or
+    name, it cannot."""
 
     openapi_schema = {
         "format": "password",
         "minLength": settings.PASSWORD_MIN_LENGTH,
         "maxLength": settings.PASSWORD_MAX_LENGTH,
-        "pattern": r"\D",
+        "pattern": r"^[^\u0000]*[^\u0000\d][^\u0000]*$",
     }
 
     def __init__(self) -> None:

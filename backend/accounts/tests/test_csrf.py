@@ -219,3 +219,16 @@ def test_the_csrf_endpoint_is_counted_per_address_under_the_anon_rate_logged_in_
 
     assert statuses == [200, 200]
     assert_throttled(refused, period=60)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "multipart/form-data; boundary=", "multipart/mixed"]
+)
+def test_a_malformed_form_body_is_an_unsupported_media_type_not_a_crash(content_type):
+    """The CSRF check reads form bodies for a csrfmiddlewaretoken field; a multipart body without a
+    valid boundary made Django's parser raise, and the API answer 500."""
+    client = SpaClient()
+
+    response = client.generic("POST", LOGIN, b'{"email": "a@example.com"}', content_type=content_type)
+
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")

@@ -300,6 +300,10 @@ SPECTACULAR_SETTINGS = {
     'Errors have the body {"message", "code", "details"}.',
     "VERSION": "1.0.0",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.email_addresses_as_checked",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Assets from the sidecar package: the docs page loads nothing from a CDN.
