@@ -213,3 +213,7 @@ stack-test: venv ## Boot both stacks in Docker, check them through nginx and in 
 .PHONY: browser-test
 browser-test: venv ## Only the browser tests: the test SPA in headless Chromium against both stacks
 	scripts/stack-test stack/test_spa_dev.py stack/test_spa_prod.py $(PYTEST_ARGS)
+
+.PHONY: fault-test
+fault-test: venv ## Kill, stop, freeze and cut off db, redis and backend of the prod stack under load (tests/faults)
+	scripts/stack-test faults $(PYTEST_ARGS)

@@ -3,12 +3,14 @@ limits and an empty cache for each test. The helpers behind them are in testing.
 
 import logging
 from collections.abc import Iterator
+from importlib import import_module
 from io import StringIO
 from typing import Any, cast
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 
 from accounts.models import User
 from accounts.tests.factories import PASSWORD, UserFactory
@@ -35,7 +37,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # CI runs both kinds in its PostgreSQL + Redis pass (make test-postgres).
     missing = {
         "redis": settings.CACHES["default"]["BACKEND"] != "django_redis.cache.RedisCache",
-        "postgresql": settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        "postgresql": connection.vendor != "postgresql",
     }
     for item in items:
         for marker, is_missing in missing.items():
@@ -154,3 +156,18 @@ def redis_server(settings: Any) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def session_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Session keys loaded from the session store from now on."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    loads: list[str] = []
+    original = store.load
+
+    def load(self: Any) -> Any:
+        loads.append(self.session_key)
+        return original(self)
+
+    monkeypatch.setattr(store, "load", load)
+    return loads

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.models import User
 from core import rate_limit
-from core.serializers import StrictInputSerializer
+from core.serializers import StrictInputSerializer, output
 
 # Long enough for any existing password (one set before the current rules, or imported).
 PASSWORD_FIELD_MAX = 4096
@@ -32,14 +32,15 @@ def password_field() -> serializers.CharField:
 
 class NewPasswordField(serializers.CharField):
     """A password to set. AUTH_PASSWORD_VALIDATORS check it (accounts.services), with the messages users
-    see; the schema states the rules that a schema can: the length limits, and not only digits. Not a
-    common password, not like the email or name, it cannot."""
+    see; the schema states the rules that a schema can: the length limits, not only digits, and no NUL
+    character (refused in every string, core.schema). Not a common password, not like the email or
+    name, it cannot."""
 
     openapi_schema = {
         "format": "password",
         "minLength": settings.PASSWORD_MIN_LENGTH,
         "maxLength": settings.PASSWORD_MAX_LENGTH,
-        "pattern": r"\D",
+        "pattern": r"^[^\u0000]*[^\u0000\d][^\u0000]*$",
     }
 
     def __init__(self) -> None:
@@ -56,8 +57,14 @@ class UserOutputSerializer(serializers.ModelSerializer[User]):
 
 class AuthCsrfApi(APIView):
     """Sets the csrftoken cookie and returns the same token. Call it first, and again after login, signup
-    and logout, which rotate the token. A SPA on another site cannot read the cookie and uses the body."""
+    and logout, which rotate the token. A SPA on another site cannot read the cookie and uses the body.
 
+    The token belongs to the browser's cookie, not to a session, so the view does not look at the
+    session: no session or user is loaded (a SPA on another site calls it before every unsafe request),
+    and it is counted per client address under the anon rate, logged in or not.
+    """
+
+    authentication_classes = []
     permission_classes = [AllowAny]
 
     @extend_schema(responses={200: inline_serializer("CsrfToken", {"csrf_token": serializers.CharField()})})
@@ -85,7 +92,7 @@ class AuthSignupApi(APIView):
         serializer.is_valid(raise_exception=True)
         user = services.user_create(**serializer.validated_data)
         services.session_start(request=request._request, user=user)
-        return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+        return Response(output(UserOutputSerializer, user), status=status.HTTP_201_CREATED)
 
 
 class AuthLoginApi(APIView):
@@ -104,7 +111,7 @@ class AuthLoginApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.session_login(request=request._request, **serializer.validated_data)
-        return Response(UserOutputSerializer(user).data)
+        return Response(output(UserOutputSerializer, user))
 
 
 class AuthLogoutApi(APIView):
@@ -121,7 +128,7 @@ class UserMeApi(APIView):
 
     @extend_schema(responses={200: UserOutputSerializer})
     def get(self, request: Request) -> Response:
-        return Response(UserOutputSerializer(cast(User, request.user)).data)
+        return Response(output(UserOutputSerializer, cast(User, request.user)))
 
     @extend_schema(
         request=UpdateInputSerializer,
@@ -131,7 +138,7 @@ class UserMeApi(APIView):
         serializer = self.UpdateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.user_update(user=cast(User, request.user), data=serializer.validated_data)
-        return Response(UserOutputSerializer(user).data)
+        return Response(output(UserOutputSerializer, user))
 
 
 class PasswordChangeApi(APIView):

@@ -187,7 +187,7 @@ def session_start(*, request: HttpRequest, user: User) -> None:
     """Log in a user who has just proven who they are (signup). The account exists by now: if the
     session cannot be stored, the 503 says so, and that logging in will work."""
     try:
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="accounts.backends.EmailBackend")
         _session_save(request)
     except DEPENDENCY_ERRORS as error:
         logger.warning("User %s signed up, but the session could not be stored: %s", user.pk, error)

@@ -13,6 +13,7 @@ Access lines come from nginx (bytes, upstream time) and from Django (core.middle
 Django); gunicorn writes none of its own, only its error log, as JSON.
 """
 
+import gc
 import math
 import os
 from pathlib import Path
@@ -56,6 +57,16 @@ threads = env_int("GUNICORN_THREADS", 4, min_value=1, max_value=64)
 # one per worker, and the workers share the loaded code's memory.
 preload_app = True
 
+
+def when_ready(server: object) -> None:
+    """Before the first worker is forked: move everything loaded so far out of the garbage collector's
+    sight (gc.freeze). Django, DRF and the app are some 100,000 objects that live as long as the
+    process; without this, every full collection in every worker walks them again, and by writing to
+    their headers copies the memory pages the workers would otherwise share with the master."""
+    gc.collect()
+    gc.freeze()
+
+
 timeout = 30
 graceful_timeout = 30
 keepalive = 75
@@ -71,9 +82,17 @@ worker_tmp_dir = "/dev/shm"  # noqa: S108 (a private tmpfs in the container)
 # nginx and the backend on their own network with this subnet.
 forwarded_allow_ips = ",".join(env_list("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"]))
 
-# Big enough for the forwarded headers and a session cookie; larger requests are refused with 400.
-limit_request_line = 8190
-limit_request_field_size = 8190
+# nginx refuses oversized requests itself, in the API's error shape (URIs over 8 KiB with 414, headers over
+# its buffers with 431: large_client_header_buffers, 16 KiB a field and 64 KiB in all). gunicorn's limits
+# sit above whatever nginx forwards, so they never decide: no limit on the request line (nginx's 414
+# does), a header field may be as large as all of nginx's buffers together (HTTP/2 joins the cookie
+# crumbs into one), and as many fields as gunicorn allows at most (nginx's 64 KiB hold fewer).
+limit_request_line = 0
+limit_request_field_size = 64 * 1024 + 1024
+limit_request_fields = 32768
+# Only the scheme header nginx sets (it clears the others); by default gunicorn also weighs
+# X-Forwarded-Ssl and X-Forwarded-Protocol, and refuses a request whose scheme headers disagree.
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 
 # ---------------------------------------------------------------- logs: JSON lines on stdout
 
@@ -91,6 +110,18 @@ logconfig_dict = {
     },
     "root": {"handlers": ["stdout"], "level": "INFO"},
 }
+
+
+def post_worker_init(worker: object) -> None:
+    """A request gunicorn's parser refuses (malformed, or over a limit) is answered by gunicorn itself,
+    with an HTML page by default; in the API's error shape instead, like every other error. gunicorn has
+    no setting for that body, so its writer is replaced, in each worker once Django is loaded."""
+    from gunicorn import util
+
+    from core.exceptions import write_server_error
+
+    util.write_error = write_server_error
+
 
 # Shown in `ps` and `docker top`.
 proc_name = "backend"

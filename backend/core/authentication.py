@@ -3,7 +3,8 @@
 from typing import cast
 
 from django.http import HttpRequest, HttpResponse
-from rest_framework import authentication
+from django.http.multipartparser import MultiPartParserError
+from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from core.exceptions import CsrfFailed
@@ -42,8 +43,13 @@ class SessionAuthentication(authentication.SessionAuthentication):
         # The same check as CsrfViewMiddleware; it passes safe methods (GET, HEAD, OPTIONS, TRACE).
         check = authentication.CSRFCheck(_no_response)
         check.process_request(request._request)
-        # DRF's CSRFCheck returns the reason (a str) where Django's middleware returns a response.
-        reason = cast(str | None, check.process_view(request._request, _no_response, (), {}))
+        # DRF's CSRFCheck returns the reason (a str) where Django's middleware returns a response. The check
+        # reads a form body for a csrfmiddlewaretoken field: a form body the API does not take anyway
+        # (it takes JSON) that Django cannot parse is a 415, not a crash.
+        try:
+            reason = cast(str | None, check.process_view(request._request, _no_response, (), {}))
+        except MultiPartParserError as error:
+            raise exceptions.UnsupportedMediaType(request.content_type) from error
         if reason:
             raise CsrfFailed(reason)
 

@@ -272,3 +272,27 @@ class strict:  # noqa: N801 (used like a function: strict(cache).delete(key))
 
     def delete(self, key: str) -> None:
         self._call("delete", key)
+
+    def count(self, key: str, timeout: int) -> int:
+        """Add one to the counter ``key`` (created at 1, expiring after ``timeout`` seconds); its new value.
+
+        On Redis one round trip: INCR, then EXPIRE NX (Redis 7+), which sets the expiry only on the key
+        INCR has just created, pipelined. Elsewhere add() and incr().
+        """
+        if not self._redis:
+            self._cache.add(key, 0, timeout)
+            try:
+                return int(self._cache.incr(key))
+            except ValueError:  # expired between add() and incr()
+                self._cache.add(key, 1, timeout)
+                return 1
+        client = self._cache.client  # type: ignore[attr-defined]
+        pipeline = client.get_client(write=True).pipeline(transaction=False)
+        redis_key = client.make_key(key)
+        pipeline.incr(redis_key)
+        pipeline.expire(redis_key, timeout, nx=True)
+        try:
+            value, _ = pipeline.execute()
+        except _FAILURES as error:
+            raise CacheUnavailableError(str(error)) from error
+        return int(value)

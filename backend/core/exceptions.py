@@ -3,11 +3,16 @@
 DRF calls custom_exception_handler for anything an API view raises. The Django handlers below
 (handler400/403/404/500 in config.urls, CSRF_FAILURE_VIEW) answer the errors Django raises before or
 outside DRF (CSRF middleware, disallowed hosts, crashes) with the same body under /api/, and with
-Django's own pages elsewhere (the admin).
+Django's own pages elsewhere (the admin). write_server_error answers the requests gunicorn's parser
+refuses before Django sees them (config/gunicorn.py); nginx writes the bodies of its own errors in its
+site (nginx/templates/default.conf.template).
 """
 
+import json
 import logging
+import socket
 import sys
+from http import HTTPStatus
 from typing import Any
 
 import psycopg
@@ -230,3 +235,48 @@ def server_error(request: HttpRequest) -> HttpResponse:
             )
         return JsonResponse(_internal_error_body(), status=errors.INTERNAL_ERROR.status)
     return defaults.server_error(request)
+
+
+# ---------------------------------------------------------------- gunicorn's own answers
+
+# What gunicorn answers itself (gunicorn.workers.base.Worker.handle_error), as the API's codes. Any other
+# 4xx (417 for an Expect nginx no longer forwards, 501 for a transfer coding nginx does not send) is a
+# malformed request, any other 5xx an internal error.
+_SERVER_ERROR_CODES = {
+    code.status: code
+    for code in (
+        errors.BAD_REQUEST,
+        errors.PERMISSION_DENIED,
+        errors.URI_TOO_LONG,
+        errors.REQUEST_HEADERS_TOO_LARGE,
+        errors.INTERNAL_ERROR,
+    )
+}
+_SERVER_ERROR_MESSAGES = {
+    errors.BAD_REQUEST: "The request is malformed.",
+    errors.PERMISSION_DENIED: "You do not have permission to perform this action.",
+    errors.URI_TOO_LONG: "The URI is too long.",
+    errors.REQUEST_HEADERS_TOO_LARGE: "A request header, or all of them together, is too large.",
+    errors.INTERNAL_ERROR: "Internal server error.",
+}
+
+
+def server_error_response(status: int) -> bytes:
+    """The whole HTTP response for an error gunicorn answers itself, in the API's error shape. Its own
+    reason (the parser's message) goes to gunicorn's log, not to the client."""
+    code = _SERVER_ERROR_CODES.get(status) or (errors.BAD_REQUEST if status < 500 else errors.INTERNAL_ERROR)
+    body = json.dumps(_error_body(_SERVER_ERROR_MESSAGES[code], code)).encode()
+    head = (
+        f"HTTP/1.1 {code.status} {HTTPStatus(code.status).phrase}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def write_server_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """A stand-in for gunicorn.util.write_error (its HTML page), installed by config/gunicorn.py."""
+    from gunicorn import util
+
+    util.write_nonblock(sock, server_error_response(status_int))

@@ -24,6 +24,9 @@ OK = "ok"
 UNAVAILABLE = "unavailable"
 TIMEOUT = "timeout"
 
+# health/live's answer: the process serves requests. core.middleware gives it, first in the chain.
+LIVE_BODY = {"status": OK}
+
 
 def _check_database() -> None:
     # Runs in this check's own thread, whose connection is reused from call to call like a request's.

@@ -1,5 +1,10 @@
-"""Request id and the access log line, for every request (API, admin, static); the Host check that
-answers a foreign Host in the API's shape also with DEBUG on; no caching of API responses."""
+"""The envelope of every request (API, admin, static), first in MIDDLEWARE: its request id, the one access
+line, the Host check, no caching of API responses, and the liveness probe.
+
+One middleware rather than one per concern: each layer of Django's chain costs every request a wrapper
+call and an exception guard, and these four concerns share the same two moments (before anything else
+reads the request, after everything else made the response).
+"""
 
 import logging
 import socket
@@ -7,10 +12,11 @@ import time
 from collections.abc import Callable
 
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, HttpResponseBase
-from django.utils.cache import patch_cache_control
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.urls import reverse
 from django.utils.functional import empty
 
+from core import health
 from core.exceptions import bad_request
 from core.request_context import client_ip, request_id, request_id_from_header
 
@@ -42,73 +48,78 @@ def _user_id(request: HttpRequest) -> int | None:
     return user.pk if user.is_authenticated else None
 
 
-class RequestIdMiddleware:
-    """Takes X-Request-ID from the proxy (or makes one), binds it to every log record of the request,
-    echoes it in the response, and logs one access line when the response is ready."""
+class RequestMiddleware:
+    """For every request, in this order:
+
+    - the request id: taken from X-Request-ID (nginx's) or made, bound to every log record of the
+      request, echoed in the response;
+    - a Host header not in ALLOWED_HOSTS refused before anything else reads it. Django does this too,
+      but with DEBUG on it answers with its HTML debug page (under /api/ as well), and it logs every
+      foreign Host, which any scanner sends, as an ERROR with a traceback. Here: the 400 of
+      core.exceptions.bad_request (the API's JSON under /api/) and one WARNING line;
+    - GET and HEAD of health/live answered here, without the rest of the chain (core.apis.HealthLiveApi);
+    - API responses marked `Cache-Control: no-store`: they carry user data (the user, the CSRF token,
+      errors about an account), which no browser or proxy cache may keep. Views that allow caching set
+      their own Cache-Control;
+    - one access line when the response is ready.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
+        self.live_path = reverse("health-live")
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         current_id = request_id_from_header(request.headers.get(REQUEST_ID_HEADER))
         token = request_id.set(current_id)
         started = time.perf_counter()
         try:
-            response = self.get_response(request)
+            response = self.respond(request)
             response[REQUEST_ID_HEADER] = current_id
-            duration_ms = round((time.perf_counter() - started) * 1000, 1)
-            access_logger.log(
-                access_level(request, response.status_code),
-                "%s %s %s %sms",
-                request.method,
-                request.path,
-                response.status_code,
-                duration_ms,
-                extra={
-                    "method": request.method,
-                    # The path only: query strings may carry tokens.
-                    "path": request.path,
-                    "status": response.status_code,
-                    "duration_ms": duration_ms,
-                    "user_id": _user_id(request),
-                    "client_ip": client_ip(request),
-                    "hostname": HOSTNAME,
-                },
-            )
+            if request.path.startswith("/api/") and not response.has_header("Cache-Control"):
+                response["Cache-Control"] = "no-store"
+            self.log(request, response, started)
             return response
         finally:
             request_id.reset(token)
 
-
-class AllowedHostMiddleware:
-    """Refuses a Host header not in ALLOWED_HOSTS before anything else reads it.
-
-    Django does this too, but with DEBUG on it answers with its HTML debug page (under /api/ as well),
-    and it logs every foreign Host, which any scanner sends, as an ERROR with a traceback. Here: the
-    400 of core.exceptions.bad_request (the API's JSON under /api/) and one WARNING line.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+    def respond(self, request: HttpRequest) -> HttpResponseBase:
         try:
             request.get_host()
         except DisallowedHost as exc:
             disallowed_host_logger.warning("%s", exc)
             return bad_request(request, exc)
+        if (
+            request.path_info == self.live_path
+            and request.method in ("GET", "HEAD")
+            and request.accepts("application/json")  # else DRF's 406, like every endpoint
+        ):
+            return JsonResponse(health.LIVE_BODY)
         return self.get_response(request)
 
-
-class NoStoreMiddleware:
-    """API responses carry user data (the user, the CSRF token, errors about an account): no browser or
-    proxy cache may keep them. Views that allow caching set their own Cache-Control."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.get_response(request)
-        if request.path.startswith("/api/") and not response.has_header("Cache-Control"):
-            patch_cache_control(response, no_store=True)
-        return response
+    def log(self, request: HttpRequest, response: HttpResponseBase, started: float) -> None:
+        status = response.status_code
+        if request.path_info == self.live_path and status == 200:
+            level = logging.DEBUG  # polled by the container health check every few seconds
+        else:
+            level = access_level(request, status)
+        if not access_logger.isEnabledFor(level):
+            return
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        access_logger.log(
+            level,
+            "%s %s %s %sms",
+            request.method,
+            request.path,
+            status,
+            duration_ms,
+            extra={
+                "method": request.method,
+                # The path only: query strings may carry tokens.
+                "path": request.path,
+                "status": status,
+                "duration_ms": duration_ms,
+                "user_id": _user_id(request),
+                "client_ip": client_ip(request),
+                "hostname": HOSTNAME,
+            },
+        )

@@ -110,15 +110,6 @@ def _note_fallback(key: str) -> None:
         logger.warning("Shared cache unavailable: counting the %s limit in this process", scope)
 
 
-def _count(store: strict | LocMemCache, key: str, timeout: int) -> int:
-    store.add(key, 0, timeout)
-    try:
-        return int(store.incr(key))
-    except ValueError:  # expired between add() and incr()
-        store.add(key, 1, timeout)
-        return 1
-
-
 def hit(key: str, rate: Rate, *, fail_open: bool = False) -> float | None:
     """Count one event for ``key``; return the seconds to wait if that went over the limit, else None.
 
@@ -129,12 +120,12 @@ def hit(key: str, rate: Rate, *, fail_open: bool = False) -> float | None:
     window_start = _window_start(now, rate)
     window_key = _window_key(key, window_start)
     try:
-        count = _count(strict(cache), window_key, rate.period + 1)
+        count = strict(cache).count(window_key, rate.period + 1)
     except CacheUnavailableError:
         if fail_open:
             return None
         _note_fallback(key)
-        count = _count(_local, window_key, rate.period + 1)
+        count = strict(_local).count(window_key, rate.period + 1)
     if count <= rate.limit:
         return None
     return window_start + rate.period - now

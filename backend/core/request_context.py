@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.http import HttpRequest
 
-# Set by core.middleware.RequestIdMiddleware for the duration of a request; background jobs inherit it.
+# Set by core.middleware.RequestMiddleware for the duration of a request; background jobs inherit it.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # What we accept from the proxy: nginx's $request_id is 32 hex digits; UUIDs and similar ids also pass.

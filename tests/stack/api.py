@@ -1,11 +1,20 @@
 """What the stack tests do through nginx, as a single-page app on the same origin would."""
 
+import re
 import secrets
 from http.cookies import Morsel, SimpleCookie
 
 import httpx
 
 PASSWORD = "correct horse battery staple 42"  # noqa: S105 (a test account)
+# The production stack's nginx sends each of these exactly once on every response, errors included.
+SECURITY_HEADERS = {
+    "strict-transport-security": "max-age=63072000",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+}
 # The CSRF cookie of the production settings and of the local ones.
 CSRF_COOKIES = ("__Host-csrftoken", "csrftoken")
 
@@ -62,3 +71,11 @@ def logout(client: httpx.Client, origin: str) -> httpx.Response:
 
 def me(client: httpx.Client) -> httpx.Response:
     return client.get("/api/v1/auth/me")
+
+
+def assert_security_headers_once(response: httpx.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get_list(name) == [value], (name, response.status_code, response.url)
+    assert len(response.headers.get_list("x-request-id")) == 1
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+    assert response.headers["server"] == "nginx", "no version in the Server header"

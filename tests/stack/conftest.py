@@ -53,6 +53,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name, seconds in TIMINGS:
         terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
     terminalreporter.write_line(f"{sum(seconds for _, seconds in TIMINGS):7.1f} s  in all")
+    if FIGURES:
+        terminalreporter.section("stack test figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
     screenshots = sorted(ARTIFACTS.glob("*.png"))
     if screenshots:
         terminalreporter.section("browser screenshots")

@@ -53,6 +53,7 @@ ARTIFACTS = REPO / "artifacts" / "browser"
 
 # What each phase took, and what the tests measured, printed at the end of the run.
 TIMINGS: list[tuple[str, float]] = []
+# Figures the tests measured (slow clients, fault windows, fuzzing counts), printed at the end of the run.
 FIGURES: list[str] = []
 
 
@@ -356,8 +357,9 @@ def prod_env_file(directory: Path, **overrides: str) -> Path:
         "CORS_ALLOWED_ORIGINS": f"https://localhost:{PROD_SPA_PORT},https://{SPA_HOST}:{PROD_SPA_PORT}",
         # A large JSON response for anonymous clients, to see nginx compress it.
         "API_DOCS": "public",
-        # The tests sign up and log in more often than a person would, and test_prod_deploy.py's clients
-        # all come from one address (Docker's userland proxy) many times a second.
+        # The tests sign up and log in more often than a person would, test_prod_deploy.py's clients all
+        # come from one address (Docker's userland proxy) many times a second, and the fuzzing
+        # (test_fuzz.py) sends some 1,500 requests in two minutes, logged in and not.
         "THROTTLE_AUTH": "100000/m",
         "THROTTLE_ANON": "100000/m",
         "THROTTLE_USER": "100000/m",

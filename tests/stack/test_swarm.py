@@ -6,6 +6,7 @@ request, and a killed replica costing at most the requests it had in flight whil
 The tests run in file order and share the stack."""
 
 import collections
+import json
 import secrets
 import time
 
@@ -170,7 +171,8 @@ def test_a_rolling_update_under_load_fails_no_request(swarm_stack):
     assert updated.returncode == 0, updated.stdout[-4000:] + updated.stderr[-4000:]
     assert_no_failed_request(load)
     # Every write the API acknowledged is there.
-    rows = dict(row.split("|") for row in swarm_stack.sql("SELECT email, first_name FROM accounts_user"))
+    (names,) = swarm_stack.sql("SELECT coalesce(json_object_agg(email, first_name), '{}') FROM accounts_user")
+    rows = json.loads(names)
     for email, first_name in load.first_names.items():
         assert rows[email] == first_name, email
     assert load.signups <= set(rows)

@@ -142,6 +142,19 @@ def test_signup_refuses_unknown_fields_and_creates_nobody(client, extra):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("field", ["first_name", "last_name", "email", "password"])
+@pytest.mark.parametrize("value", [0, 1.5, True, ["x"], {"x": 1}])
+def test_signup_refuses_a_string_field_of_another_type(client, field, value):
+    """The schema says string; DRF's CharField would take a number and store "0"."""
+    body = {"email": "eve@example.com", "password": PASSWORD, field: value}
+
+    response = client.post(SIGNUP, body)
+
+    assert assert_error(response, 400, "VALIDATION_ERROR")["details"] == {field: ["Not a valid string."]}
+    assert not User.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("missing", ["email", "password"])
 def test_signup_requires_email_and_password(client, missing):
     body = {"email": "grace@example.com", "password": PASSWORD}

@@ -14,7 +14,7 @@ from django.utils.http import urlsafe_base64_encode
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
 from core import background
-from testing import ME, SpaClient, assert_error, logged_in_client, logged_in_id
+from testing import ME, SpaClient, assert_error, assert_throttled, logged_in_client, logged_in_id
 
 CSRF = "/api/v1/auth/csrf"
 LOGIN = "/api/v1/auth/login"
@@ -190,3 +190,45 @@ def test_token_from_the_csrf_endpoint_is_tied_to_its_cookie(client, user):
 
     assert_error(response, 403, "CSRF_FAILED")
     assert logged_in_id(stranger) is None
+
+
+@pytest.mark.django_db
+def test_the_csrf_endpoint_does_not_load_the_session_or_the_user(
+    user_client, session_loads, django_assert_num_queries
+):
+    with django_assert_num_queries(0):
+        response = user_client.get(CSRF)
+
+    assert response.status_code == 200
+    assert session_loads == []
+
+
+@pytest.mark.django_db
+def test_the_csrf_endpoint_is_counted_per_address_under_the_anon_rate_logged_in_or_not(
+    user_client, settings, clock
+):
+    clock.now += 60  # a new window: logging in counted under the anon rate too
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "2/m"},
+    }
+    anonymous = SpaClient()
+
+    statuses = [user_client.get(CSRF).status_code, anonymous.get(CSRF).status_code]
+    refused = user_client.get(CSRF)
+
+    assert statuses == [200, 200]
+    assert_throttled(refused, period=60)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data", "multipart/form-data; boundary=", "multipart/mixed"]
+)
+def test_a_malformed_form_body_is_an_unsupported_media_type_not_a_crash(content_type):
+    """The CSRF check reads form bodies for a csrfmiddlewaretoken field; a multipart body without a
+    valid boundary made Django's parser raise, and the API answer 500."""
+    client = SpaClient()
+
+    response = client.generic("POST", LOGIN, b'{"email": "a@example.com"}', content_type=content_type)
+
+    assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")

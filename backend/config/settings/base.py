@@ -43,11 +43,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so every log line of the request, and the response, carry the request id.
-    "core.middleware.RequestIdMiddleware",
-    # Before anything reads the Host header.
-    "core.middleware.AllowedHostMiddleware",
-    "core.middleware.NoStoreMiddleware",
+    # First: the request id on every log line and the response, the Host check before anything reads
+    # the header, no-store for the API, the liveness probe, the access line.
+    "core.middleware.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before CommonMiddleware so that preflight and error responses get the CORS headers too.
@@ -106,15 +104,16 @@ if env_str("DB_HOST", "") == "":
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.postgresql",
+            # Django's backend, without a health-check ping for a connection used a moment ago.
+            "ENGINE": "core.db.postgresql",
             "HOST": env_str("DB_HOST"),
             "PORT": env_int("DB_PORT", 5432, min_value=1, max_value=65535),
             "NAME": env_str("DB_NAME"),
             "USER": env_str("DB_USER"),
             "PASSWORD": env_secret("DB_PASSWORD"),
-            # Persistent connections, checked before reuse so a restarted database costs one error-free
-            # reconnect instead of a failed request. See README "Database connections" for the measurements
-            # behind choosing this over psycopg's pool.
+            # Persistent connections, checked before reuse (unless used within the last second) so a
+            # restarted database costs one error-free reconnect instead of a failed request. The
+            # measurements behind choosing this over psycopg's pool: docs/decisions.md.
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60, min_value=0),
             "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
@@ -186,7 +185,12 @@ SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
 # ---------------------------------------------------------------- authentication
 
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.EmailBackend",
+    # Only for sessions made before EmailBackend (a session names the backend that logged it in): they
+    # keep working until their next login. It is never asked to check a password (EmailBackend settles).
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 PASSWORD_HASHERS = [
     # Argon2id with parameters chosen in accounts.hashers (measured cost in docs/decisions.md).
@@ -305,6 +309,10 @@ SPECTACULAR_SETTINGS = {
     'Errors have the body {"message", "code", "details"}.',
     "VERSION": "1.0.0",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.email_addresses_as_checked",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Assets from the sidecar package: the docs page loads nothing from a CDN.

@@ -5,23 +5,26 @@ frontend guide's snippets are the test SPA's code."""
 
 import ast
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from django.conf import settings
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from config import gunicorn
 from config.env import BACKEND_DIR
 from config.tests.variables import GUNICORN, SETTINGS_MODULES, env_calls, variable_name, variables_read_by
-from core import errors
+from core import errors, rate_limit
 
 REPO = BACKEND_DIR.parent
 SETTINGS_DIR = BACKEND_DIR / "config" / "settings"
 ENV_EXAMPLE = (REPO / ".env.example").read_text()
 NGINX_SITE = (REPO / "nginx" / "templates" / "default.conf.template").read_text()
+NGINX_MAIN = (REPO / "nginx" / "nginx.conf").read_text()
+EDGE_LIMITS_SCRIPT = REPO / "nginx" / "entrypoint.d" / "15-edge-limits.envsh"
 VARIABLE = r"[A-Z][A-Z0-9_]*"
 
 
@@ -152,9 +155,13 @@ def test_the_production_stack_passes_the_env_file_to_the_backend_and_migrate():
 # ---------------------------------------------------------------- facts written in two places
 
 
+def nginx_directives(name: str) -> list[str]:
+    return [str(value) for value in re.findall(rf"^\s*{name}\s+([^;]+);", NGINX_SITE, re.MULTILINE)]
+
+
 def nginx_directive(name: str) -> str:
-    [value] = re.findall(rf"^\s*{name}\s+([^;]+);", NGINX_SITE, re.MULTILINE)
-    return str(value)
+    [value] = nginx_directives(name)
+    return value
 
 
 def nginx_seconds(name: str) -> int:
@@ -172,7 +179,8 @@ def test_the_body_limit_is_djangos_in_nginx_and_in_the_docs():
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     mebibytes = limit // (1024 * 1024)
     assert limit == mebibytes * 1024 * 1024
-    assert nginx_directive("client_max_body_size") == f"{mebibytes}m"
+    # The site's, and none for nginx's own error pages, which read no body.
+    assert nginx_directives("client_max_body_size") == [f"{mebibytes}m", "0"]
     assert f"The request body is larger than {mebibytes} MiB." in NGINX_SITE
     readme = (REPO / "README.md").read_text()
     assert f"at most {mebibytes} MiB" in readme
@@ -191,10 +199,12 @@ def test_gunicorn_nginx_and_compose_timeouts_fit_together():
     assert int(grace.removesuffix("s")) > gunicorn.graceful_timeout
 
 
-def test_the_container_health_check_asks_health_live():
-    healthcheck = (BACKEND_DIR / "docker" / "healthcheck.py").read_text()
-    [path] = re.findall(r'^LIVE_PATH = "([^"]+)"$', healthcheck, re.MULTILINE)
+def test_the_container_health_check_asks_health_live_with_the_default_host():
+    healthcheck = (BACKEND_DIR / "docker" / "healthcheck").read_text()
+    [path] = re.findall(r"^LIVE_PATH=(\S+)$", healthcheck, re.MULTILINE)
+    [host] = re.findall(r"^DEFAULT_HOST=(\S+)$", healthcheck, re.MULTILINE)
     assert path == reverse("health-live")
+    assert host == literal_defaults()["ALLOWED_HOSTS"].split(",")[0]
 
 
 def test_only_the_health_endpoints_skip_the_https_redirect_of_production():
@@ -275,3 +285,138 @@ def test_the_log_rotation_keeps_a_day_at_the_rate_the_decision_states():
         kept = int(options["max-size"].removesuffix("m")) * 1000 * 1000 * int(options["max-file"])
         assert kept >= int(bytes_per_request) * int(rate) * 86_400, (service, options)
         assert options["compress"] == "true", service
+
+
+# ---------------------------------------------------------------- nginx: the edge limits and its own errors
+
+
+def nginx_main_directive(name: str) -> str:
+    [value] = re.findall(rf"^\s*{name}\s+([^;]+);", NGINX_MAIN, re.MULTILINE)
+    return str(value)
+
+
+def edge_limits(throttle_auth: str | None) -> dict[str, str]:
+    """What nginx's entrypoint script makes of a THROTTLE_AUTH value, run as the image runs it (sh)."""
+    env = {"PATH": "/usr/bin:/bin"} | ({"THROTTLE_AUTH": throttle_auth} if throttle_auth is not None else {})
+    result = subprocess.run(  # noqa: S603 (the project's script)
+        ["sh", "-c", f'. "{EDGE_LIMITS_SCRIPT}" >/dev/null && env'],  # noqa: S607
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(re.findall(r"^(EDGE_AUTH_[A-Z]+)=(.*)$", result.stdout, re.MULTILINE))
+
+
+@pytest.mark.parametrize("throttle_auth", ["10/m", "1000/m", "5/15m", "3/h", "100/s", "7/30s"])
+def test_nginx_never_refuses_what_the_api_auth_throttle_allows(throttle_auth):
+    """nginx's rate is at least the API's; its burst holds the most the API's fixed window lets through
+    at once (its limit at the end of one window and again at the start of the next)."""
+    rate = rate_limit.Rate.parse(throttle_auth)
+    limits = edge_limits(throttle_auth)
+    per_minute = int(limits["EDGE_AUTH_RATE"].removesuffix("r/m"))
+    assert per_minute * rate.period >= rate.limit * 60
+    assert (per_minute - 1) * rate.period < rate.limit * 60, "rounded up to the next whole request, no more"
+    assert int(limits["EDGE_AUTH_BURST"]) == 2 * rate.limit
+    # Retry-After: the time to nginx's next free slot.
+    assert int(limits["EDGE_AUTH_WAIT"]) == -(-60 // per_minute)
+
+
+def test_nginx_and_the_api_default_to_the_same_auth_rate():
+    default = literal_defaults()[rate_limit.variable_for(rate_limit.AUTH)]  # base.py's
+    assert edge_limits(None) == edge_limits(default) == edge_limits("")
+
+
+def test_nginx_refuses_a_malformed_auth_rate_naming_the_variable():
+    result = subprocess.run(  # noqa: S603 (the project's script)
+        ["sh", "-c", f'. "{EDGE_LIMITS_SCRIPT}"'],  # noqa: S607
+        env={"PATH": "/usr/bin:/bin", "THROTTLE_AUTH": "10 per minute"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "THROTTLE_AUTH" in result.stderr
+
+
+def api_views() -> list[tuple[str, Any]]:
+    """Every URL path of the API with its view class, the path as a client writes it."""
+    found = []
+
+    def walk(patterns: list[URLPattern | URLResolver], prefix: str) -> None:
+        for pattern in patterns:
+            route = str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + route)
+            elif hasattr(pattern.callback, "view_class") and not route.startswith("^"):
+                found.append(("/" + prefix + route, pattern.callback.view_class))
+
+    walk(get_resolver().url_patterns, "")
+    return [(path, view) for path, view in found if path.startswith("/api/v1/")]
+
+
+def test_nginx_limits_exactly_the_endpoints_under_the_auth_throttle():
+    [pattern] = re.findall(r"^\s*location ~ (\^/api/\S+\$) \{", NGINX_SITE, re.MULTILINE)
+    auth_paths = {
+        path for path, view in api_views() if getattr(view, "throttle_scope", None) == rate_limit.AUTH
+    }
+    assert auth_paths, "the walk over the URLconf found no auth endpoints"
+    assert {path for path, _ in api_views() if re.search(pattern, path)} == auth_paths
+    # The admin login counts into the same `auth` limit of the API (accounts.admin).
+    assert re.search(r"location = /admin/login/ \{\s*limit_req zone=auth ", NGINX_SITE)
+
+
+def test_nginx_405_allows_the_methods_of_the_api():
+    [allowed] = re.findall(r'"405:"\s+"([^"]+)";', NGINX_SITE)
+    methods = set()
+    for _, view in api_views():
+        methods |= {method.upper() for method in view.http_method_names if hasattr(view, method)}
+    methods.add("HEAD")  # Django answers HEAD with the GET view
+    assert allowed.split(", ") == sorted(methods)
+
+
+def test_nginx_asks_for_the_same_retry_after_as_the_api_when_unavailable():
+    [seconds] = re.findall(r'"~\^503::"\s+"(\d+)";', NGINX_SITE)
+    assert int(seconds) == errors.RETRY_AFTER_UNAVAILABLE
+
+
+def test_nginx_error_bodies_use_the_api_codes_and_statuses():
+    bodies = re.findall(r"^\s*return (\d{3}) '(\{.*\})\\n';$", NGINX_SITE, re.MULTILINE)
+    assert len(bodies) >= 9
+    statuses = {code.code: code.status for code in errors.ALL_CODES}
+    for status, body in bodies:
+        [code] = re.findall(r'"code":"([A-Z_]+)"', body)
+        assert statuses[code] == int(status), body
+        assert re.fullmatch(r'\{"message":"[^"]+","code":"[A-Z_]+","details":\{.*\}\}', body), body
+    [throttled] = [body for status, body in bodies if status == "429"]
+    message = errors.throttled(7).message.replace("7", "$edge_retry_after")
+    assert f'"message":"{message}"' in throttled
+
+
+def test_the_edge_limits_in_the_readme_are_nginx_s():
+    readme = markdown_section(REPO / "README.md", "Errors")
+    [uri_limit] = re.findall(r'"~\^\.\{(\d+)\}" 1;', NGINX_SITE)
+    assert int(uri_limit) == 8 * 1024 + 1
+    assert "The URL (path and query string) is over 8 KiB." in readme
+    count, size = nginx_directive("large_client_header_buffers").split()
+    field_kib = int(size.removesuffix("k"))
+    assert f"over {field_kib} KiB, or all of them over {int(count) * field_kib} KiB" in readme
+
+
+def test_gunicorn_limits_are_above_what_nginx_forwards():
+    count, size = nginx_directive("large_client_header_buffers").split()
+    buffers = int(count) * int(size.removesuffix("k")) * 1024
+    assert gunicorn.limit_request_line == 0, "nginx's 414 bounds the URI"
+    assert gunicorn.limit_request_field_size > buffers
+    # gunicorn's maximum; nginx's buffers hold fewer fields ("a: b" and its CRLF are 6 bytes each).
+    assert gunicorn.limit_request_fields == 32768 > buffers // 6
+
+
+def test_nginx_may_open_the_files_its_connections_need():
+    connections = int(nginx_main_directive("worker_connections"))
+    files = int(nginx_main_directive("worker_rlimit_nofile"))
+    assert files >= 2 * connections, "a proxied request holds a client and a backend connection"
+    for name in ("compose.yaml", "compose.prod.yaml"):
+        nofile = compose_file(name)["services"]["nginx"]["ulimits"]["nofile"]
+        assert nofile == {"soft": files, "hard": files}, name

@@ -1,10 +1,17 @@
-"""config/gunicorn.py: the default number of workers follows the container's CPU quota."""
+"""config/gunicorn.py: the default number of workers follows the container's CPU quota; the requests
+gunicorn refuses itself are answered in the API's error shape."""
 
+import json
 import os
+import socket
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+from gunicorn import util
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.base import Worker
 
 from config import gunicorn
 from config.env import BACKEND_DIR
@@ -69,3 +76,67 @@ def test_gunicorn_workers_from_the_environment_or_a_clear_error(value, expected)
     )
     assert expected in result.stdout + result.stderr
     assert (result.returncode == 0) is (value != "0")
+
+
+def test_the_master_freezes_what_it_loaded_before_forking_workers():
+    import gc
+
+    gc.unfreeze()
+    try:
+        gunicorn.when_ready(object())
+
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+
+
+def refused_by_gunicorn(exc: Exception) -> tuple[str, dict[str, str], dict[str, object]]:
+    """What a client reads when gunicorn's worker refuses a request with ``exc``, through gunicorn's own
+    error handling, after the worker hook of config/gunicorn.py ran."""
+    server, client = socket.socketpair()
+    worker = SimpleNamespace(log=SimpleNamespace(warning=lambda *args: None, exception=lambda *args: None))
+    Worker.handle_error(worker, None, server, ("203.0.113.9", 50000), exc)
+    server.close()
+    raw = b"".join(iter(lambda: client.recv(65536), b""))
+    client.close()
+    head, body = raw.decode().split("\r\n\r\n", 1)
+    status_line, *header_lines = head.split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    assert int(headers["Content-Length"]) == len(body.encode())
+    return status_line, headers, json.loads(body)
+
+
+@pytest.fixture
+def json_server_errors(monkeypatch):
+    monkeypatch.setattr(util, "write_error", util.write_error)  # restored after the test
+    gunicorn.post_worker_init(None)
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (http_errors.LimitRequestHeaders("limit request headers fields"), 431, "REQUEST_HEADERS_TOO_LARGE"),
+        (http_errors.LimitRequestLine(9000, 8190), 414, "URI_TOO_LONG"),
+        (http_errors.InvalidHeader("X-A"), 400, "BAD_REQUEST"),
+        (http_errors.InvalidSchemeHeaders(), 400, "BAD_REQUEST"),
+        (http_errors.ExpectationFailed("nothing"), 400, "BAD_REQUEST"),
+        (RuntimeError("a bug"), 500, "INTERNAL_ERROR"),
+    ],
+)
+def test_requests_gunicorn_refuses_get_the_api_error_shape(json_server_errors, exc, status, code):
+    line, headers, body = refused_by_gunicorn(exc)
+
+    assert line.split()[:2] == ["HTTP/1.1", str(status)]
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Connection"] == "close"
+    assert body["code"] == code
+    assert set(body) == {"message", "code", "details"}
+
+
+def test_gunicorn_writes_html_without_the_hook():
+    """Guards the test above: gunicorn's own page is what the hook replaces."""
+    server, client = socket.socketpair()
+    util.write_error(server, 400, "Bad Request", "x")
+    server.close()
+    assert b"Content-Type: text/html" in client.recv(65536)
+    client.close()

@@ -137,7 +137,7 @@ def test_prod_starts_with_every_required_variable_and_is_hardened():
     assert values["CORS_ALLOWED_ORIGINS"] == ["https://app.example.com"]
     assert values["CSRF_TRUSTED_ORIGINS"] == ["https://app.example.com"]
     database = values["DATABASES"]["default"]
-    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["ENGINE"] == "core.db.postgresql"
     assert (database["HOST"], database["PORT"], database["NAME"], database["USER"], database["PASSWORD"]) == (
         PROD["DB_HOST"],
         int(PROD["DB_PORT"]),
@@ -282,7 +282,7 @@ def test_local_uses_postgresql_and_redis_when_configured():
 
     assert values["DEBUG"] is True
     database = values["DATABASES"]["default"]
-    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["ENGINE"] == "core.db.postgresql"
     assert (database["HOST"], database["PORT"], database["NAME"], database["USER"], database["PASSWORD"]) == (
         "127.0.0.1",
         55432,

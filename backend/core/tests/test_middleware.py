@@ -1,15 +1,13 @@
-"""core.middleware.RequestIdMiddleware: the X-Request-ID of every response and log record, and the one
-access line per request."""
+"""core.middleware.RequestMiddleware: the X-Request-ID of every response and log record, the one access
+line per request, the Host check, no-store for the API, and health/live answered first."""
 
 import json
 import logging
 import re
 import socket
-from importlib import import_module
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 from core.middleware import access_logger
 from testing import SpaClient, assert_error
@@ -175,21 +173,6 @@ def test_access_record_takes_the_client_address_from_the_trusted_proxy(client, s
     assert record.client_ip == "203.0.113.7"  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def session_loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Session keys loaded from the session store from now on."""
-    store = import_module(settings.SESSION_ENGINE).SessionStore
-    loads: list[str] = []
-    original = store.load
-
-    def load(self: Any) -> Any:
-        loads.append(self.session_key)
-        return original(self)
-
-    monkeypatch.setattr(store, "load", load)
-    return loads
-
-
 def test_access_log_does_not_load_the_session_to_name_the_user(user_client, user, access_log, session_loads):
     access_log.clear()
 
@@ -252,3 +235,64 @@ def test_the_user_is_not_stored_by_any_cache(user_client):
 
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
+
+
+# ---------------------------------------------------------------- health/live, before the rest of the chain
+
+
+class ChainSpy:
+    """A middleware placed right after RequestMiddleware: records the paths that reach the rest."""
+
+    paths: list[str] = []
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        ChainSpy.paths.append(request.path)
+        return self.get_response(request)
+
+
+@pytest.fixture
+def chain_spy(settings):
+    ChainSpy.paths = []
+    first, *rest = settings.MIDDLEWARE
+    settings.MIDDLEWARE = [first, f"{__name__}.ChainSpy", *rest]
+    return ChainSpy.paths
+
+
+def test_health_live_is_answered_before_the_rest_of_the_chain(
+    client, db, chain_spy, django_assert_num_queries
+):
+    with django_assert_num_queries(0):
+        live = client.get(LIVE)
+        head = client.head(LIVE)
+    other = client.get("/api/v1/auth/csrf")
+
+    assert (live.status_code, live["Content-Type"], live.json()) == (
+        200,
+        "application/json",
+        {"status": "ok"},
+    )
+    assert live["Cache-Control"] == "no-store"
+    assert GENERATED_ID.fullmatch(live["X-Request-ID"])
+    assert head.status_code == 200
+    assert other.status_code == 200
+    assert chain_spy == ["/api/v1/auth/csrf"]
+
+
+@pytest.mark.parametrize(
+    ("method", "accept", "status"), [("post", "application/json", 405), ("get", "text/html", 406)]
+)
+def test_what_health_live_does_not_answer_first_goes_to_its_view(client, chain_spy, method, accept, status):
+    # csrf=False: the view is reached without a CSRF token (health/live has no authentication).
+    response = client.generic(method.upper(), LIVE, HTTP_ACCEPT=accept, csrf=False)
+
+    assert response.status_code == status
+    assert chain_spy == [LIVE]
+
+
+def test_a_foreign_host_is_refused_before_health_live_answers(client):
+    response = client.get(LIVE, HTTP_HOST="evil.example.com")
+
+    assert_error(response, 400, "BAD_REQUEST")

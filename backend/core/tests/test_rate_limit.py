@@ -245,3 +245,19 @@ def test_turns_are_taken_in_this_process_while_redis_is_unreachable(clock, key):
 )
 def test_address_bucket(address, bucket):
     assert rate_limit.address_bucket(address) == bucket
+
+
+@pytest.mark.redis
+def test_a_counter_is_one_round_trip_and_always_expires(clock, key):
+    from django_redis import get_redis_connection
+
+    client = get_redis_connection("default")
+    rate = Rate(limit=5, period=60)
+    commands_before = client.info("stats")["total_commands_processed"]
+
+    rate_limit.hit(key, rate)
+
+    # INCR and EXPIRE, sent together; INFO itself counts one more.
+    assert client.info("stats")["total_commands_processed"] - commands_before == 3
+    [redis_key] = client.keys(f"*rate:{key}:*")
+    assert 0 < client.ttl(redis_key) <= rate.period + 1

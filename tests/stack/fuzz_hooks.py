@@ -1,0 +1,84 @@
+"""schemathesis hooks for test_fuzz.py (loaded by `st run` through SCHEMATHESIS_HOOKS).
+
+- Every generated request goes out as the single-page app sends it, logged in, with the CSRF cookie, the
+  X-CSRFToken header and the Origin. The session is a fresh account's, made again every few seconds,
+  since a fuzzed logout or password change ends it.
+- domain_rejection: where schemathesis.toml lets well-formed data be refused with 400, the 400 must say
+  one of the reasons a schema cannot state, and nothing else (a VALIDATION_ERROR about a field's format
+  would mean the schema lacks a rule the API enforces).
+
+The stack's origin and CA come from FUZZ_ORIGIN and FUZZ_CA_FILE.
+"""
+
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import schemathesis
+
+ORIGIN = os.environ["FUZZ_ORIGIN"]
+CA_FILE = os.environ["FUZZ_CA_FILE"]
+SESSION_COOKIE = "__Host-sessionid"
+CSRF_COOKIE = "__Host-csrftoken"
+PASSWORD = "correct horse battery staple 42"  # noqa: S105 (a test account)
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    csrf_token: str
+
+
+@schemathesis.auth(refresh_interval=5)
+class LoggedIn:
+    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> Session:
+        with requests.Session() as client:
+            # verify on each request: a session's own would lose to REQUESTS_CA_BUNDLE from the environment.
+            client.get(f"{ORIGIN}/api/v1/auth/csrf", timeout=15, verify=CA_FILE).raise_for_status()
+            response = client.post(
+                f"{ORIGIN}/api/v1/auth/signup",
+                json={"email": f"fuzz-{secrets.token_hex(6)}@example.com", "password": PASSWORD},
+                headers={"X-CSRFToken": client.cookies[CSRF_COOKIE], "Origin": ORIGIN},
+                timeout=15,
+                verify=CA_FILE,
+            )
+            response.raise_for_status()
+            return Session(client.cookies[SESSION_COOKIE], client.cookies[CSRF_COOKIE])
+
+    def set(self, case: schemathesis.Case, data: Session, context: schemathesis.AuthContext) -> None:
+        cookies: dict[str, Any] = dict(case.cookies or {})
+        cookies.update({SESSION_COOKIE: data.session_id, CSRF_COOKIE: data.csrf_token})
+        case.cookies = cookies
+        headers: dict[str, Any] = dict(case.headers or {})
+        headers.update({"X-CSRFToken": data.csrf_token, "Origin": ORIGIN, "Referer": f"{ORIGIN}/"})
+        case.headers = headers
+
+
+# For each operation, the 400s well-formed input may get: error code, and for VALIDATION_ERROR the fields
+# it may name (a taken email; a password too common, too close to the email, or only digits).
+DOMAIN_REJECTIONS: dict[str, dict[str, set[str]]] = {
+    "POST /api/v1/auth/signup": {"VALIDATION_ERROR": {"email", "password"}},
+    "POST /api/v1/auth/login": {"INVALID_CREDENTIALS": set()},
+    "POST /api/v1/auth/password/change": {"INVALID_CREDENTIALS": set(), "VALIDATION_ERROR": {"new_password"}},
+    "POST /api/v1/auth/password/reset/confirm": {
+        "INVALID_TOKEN": set(),
+        "VALIDATION_ERROR": {"new_password"},
+    },
+}
+
+
+@schemathesis.check
+def domain_rejection(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    meta = case.meta
+    if response.status_code != 400 or meta is None or not meta.generation.mode.is_positive:
+        return
+    allowed = DOMAIN_REJECTIONS.get(case.operation.label)
+    if allowed is None:
+        return
+    body = response.json()
+    assert body["code"] in allowed, f"well-formed input refused with {body}"
+    assert set(body["details"]) <= allowed[body["code"]], f"well-formed input refused with {body}"
