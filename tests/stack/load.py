@@ -209,6 +209,7 @@ def under_load(stack: Stack, context: ssl.SSLContext | None = None) -> Iterator[
 
 
 def assert_no_failed_request(load: Load) -> None:
-    assert load.failures() == []
+    failures = load.failures()
+    assert failures == [], f"{len(failures)} failed: {failures[:20]}"
     # Each client has two connections; a reload closes each at most once under a request.
     assert len(load.retries()) <= 2 * 16 * 2, load.retries()

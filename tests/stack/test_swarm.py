@@ -121,6 +121,17 @@ def test_signup_me_logout_through_nginx(swarm_stack):
         assert login(client, swarm_stack.origin, email).status_code == 200
 
 
+def test_a_backup_by_hand_in_the_db_task_then_backup_verify(swarm_stack):
+    """docs/operations.md's command for a dump on the data node, and the check of the dump it made."""
+    db = swarm_stack.container("db")
+    dumped = swarm_stack.docker("exec", db, "backup", "by-hand.dump")
+    line = json.loads(dumped.stdout.strip().splitlines()[-1])
+    assert line["result"] == "ok", line
+    assert line["file"] == "/backups/by-hand.dump"
+    verified = swarm_stack.docker("exec", db, "backup-verify", "by-hand.dump", check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 # ---------------------------------------------------------------- scaling
 
 

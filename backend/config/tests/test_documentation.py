@@ -29,11 +29,12 @@ VARIABLE = r"[A-Z][A-Z0-9_]*"
 
 
 def variables_of_the_compose_files() -> set[str]:
-    """${NAME}, ${NAME:-default} and ${NAME:?message} in compose.yaml and compose.prod.yaml."""
+    """${NAME}, ${NAME:-default} and ${NAME:?message} in the compose files, but for the SWARM_* names that
+    scripts/swarm sets for compose.swarm.yaml (its images, secrets, env file and sizes)."""
     names: set[str] = set()
-    for file in ("compose.yaml", "compose.prod.yaml"):
+    for file in ("compose.yaml", "compose.prod.yaml", "compose.swarm.yaml"):
         names |= set(re.findall(rf"\$\{{({VARIABLE})", (REPO / file).read_text()))
-    return names
+    return {name for name in names if not name.startswith("SWARM_")}
 
 
 def compose_file(name: str) -> dict[str, Any]:
@@ -123,22 +124,29 @@ def test_env_example_states_the_default_of_the_code(name, default):
 
 
 def script_defaults() -> dict[str, str]:
-    """${NAME:-default} in the backup scripts (postgres/), which read their variables themselves."""
+    """${NAME:-default} in the backup scripts (postgres/) and scripts/swarm, which read their variables
+    themselves."""
     defaults: dict[str, str] = {}
     for script in sorted((REPO / "postgres").iterdir()):
         if script.name != "Dockerfile":
             defaults.update(re.findall(r"\$\{(BACKUP_[A-Z0-9_]+):-([^}]+)\}", script.read_text()))
+    swarm = (REPO / "scripts" / "swarm").read_text()
+    defaults.update(re.findall(r"\$\{(SWARM_[A-Z0-9_]+):-([^}]+)\}", swarm))
     return defaults
 
 
 def test_the_script_defaults_are_found():
-    assert {"BACKUP_SCHEDULE", "BACKUP_VERIFY_SCHEDULE", "BACKUP_KEEP_DAILY", "BACKUP_KEEP_WEEKLY"} <= set(
-        script_defaults()
-    )
+    assert {
+        "BACKUP_SCHEDULE",
+        "BACKUP_VERIFY_SCHEDULE",
+        "BACKUP_KEEP_DAILY",
+        "BACKUP_KEEP_WEEKLY",
+        "SWARM_STACK",
+    } <= set(script_defaults())
 
 
 @pytest.mark.parametrize(("name", "default"), sorted(script_defaults().items()))
-def test_env_example_states_the_default_of_the_backup_scripts(name, default):
+def test_env_example_states_the_default_of_the_scripts(name, default):
     comment = re.search(rf"((?:^#.*\n)+)(?:^{VARIABLE}=\n)*^{name}=$", ENV_EXAMPLE, re.MULTILINE)
     assert comment, name
     assert f"`{default}`" in comment.group(1).replace("\n# ", " "), name
@@ -225,7 +233,7 @@ def test_only_the_production_image_sets_the_settings_module():
     setting = [stage.split()[2] for stage in stages if "ENV DJANGO_SETTINGS_MODULE=" in stage]
     assert setting == ["prod"]
     assert "ENV DJANGO_SETTINGS_MODULE=config.settings.prod" in stages[-1]
-    for file in ("compose.yaml", "compose.prod.yaml"):
+    for file in ("compose.yaml", "compose.prod.yaml", "compose.swarm.yaml"):
         assert "DJANGO_SETTINGS_MODULE" not in (REPO / file).read_text(), file
 
 
@@ -417,6 +425,6 @@ def test_nginx_may_open_the_files_its_connections_need():
     connections = int(nginx_main_directive("worker_connections"))
     files = int(nginx_main_directive("worker_rlimit_nofile"))
     assert files >= 2 * connections, "a proxied request holds a client and a backend connection"
-    for name in ("compose.yaml", "compose.prod.yaml"):
+    for name in ("compose.yaml", "compose.prod.yaml", "compose.swarm.yaml"):
         nofile = compose_file(name)["services"]["nginx"]["ulimits"]["nofile"]
         assert nofile == {"soft": files, "hard": files}, name
