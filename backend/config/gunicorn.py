@@ -7,7 +7,8 @@ config/tests/test_documentation.py checks that they still do:
 - `keepalive` is longer than nginx keeps idle upstream connections (the upstream's keepalive_timeout), so
   gunicorn never closes a connection that nginx is about to reuse.
 - On SIGTERM the workers get `graceful_timeout` (the longest request nginx waits for) to finish; compose's
-  `stop_grace_period` is longer, so `docker compose stop` never kills a request midway.
+  `stop_grace_period` is longer, so `docker compose stop` never kills a request midway. With
+  GUNICORN_STOP_DELAY (Swarm), the backend first keeps serving as usual for that many seconds.
 
 Access lines come from nginx (bytes, upstream time) and from Django (core.middleware: user id, time in
 Django); gunicorn writes none of its own, only its error log, as JSON.
@@ -16,6 +17,7 @@ Django); gunicorn writes none of its own, only its error log, as JSON.
 import gc
 import math
 import os
+import time
 from pathlib import Path
 
 from config.env import env_int, env_list
@@ -58,13 +60,36 @@ threads = env_int("GUNICORN_THREADS", 4, min_value=1, max_value=64)
 preload_app = True
 
 
+# Seconds the backend goes on serving after SIGTERM before its graceful stop begins: the time whatever
+# sends it requests needs to notice that it is stopping. In Swarm (compose.swarm.yaml), a stopping task
+# leaves Docker's DNS 2 s before its SIGTERM, and nginx follows the DNS with a poll and a reload
+# (nginx/backend-watch); until its old workers have let their kept-alive connections go, a request sent
+# on one would meet gunicorn closing it, and nginx may not retry a POST elsewhere. 0 under compose,
+# where `make deploy` takes a container out of nginx before it stops it.
+stop_delay = env_int("GUNICORN_STOP_DELAY", 0, min_value=0, max_value=60)
+
+
 def when_ready(server: object) -> None:
     """Before the first worker is forked: move everything loaded so far out of the garbage collector's
     sight (gc.freeze). Django, DRF and the app are some 100,000 objects that live as long as the
     process; without this, every full collection in every worker walks them again, and by writing to
-    their headers copies the memory pages the workers would otherwise share with the master."""
+    their headers copies the memory pages the workers would otherwise share with the master.
+
+    With a stop delay, the master's SIGTERM handler waits that long first (gunicorn looks its handlers
+    up on the arbiter at each signal); the workers serve meanwhile."""
     gc.collect()
     gc.freeze()
+    if stop_delay:
+        stop = server.handle_term  # type: ignore[attr-defined]
+
+        def handle_term() -> None:
+            server.log.info(  # type: ignore[attr-defined]
+                "SIGTERM: serving %s s more before stopping (GUNICORN_STOP_DELAY)", stop_delay
+            )
+            time.sleep(stop_delay)
+            stop()
+
+        server.handle_term = handle_term  # type: ignore[attr-defined]
 
 
 timeout = 30

@@ -3,9 +3,11 @@ gunicorn refuses itself are answered in the API's error shape."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -140,3 +142,55 @@ def test_gunicorn_writes_html_without_the_hook():
     server.close()
     assert b"Content-Type: text/html" in client.recv(65536)
     client.close()
+
+
+def served(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+            connection.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            return connection.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("delay", [0, 2])
+def test_after_sigterm_gunicorn_serves_for_the_stop_delay_then_stops(tmp_path, delay):
+    """A real gunicorn with this configuration and a one-line app: with GUNICORN_STOP_DELAY it answers
+    as usual for that long after SIGTERM, then stops; without, it stops answering at once."""
+    (tmp_path / "hello.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '2')])\n"
+        "    return [b'ok']\n"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["gunicorn", "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    server = subprocess.Popen(  # noqa: S603 (the test's own command)
+        [sys.executable, "-m", *command, "--threads", "1", "--worker-tmp-dir", str(tmp_path), "hello:app"],
+        cwd=BACKEND_DIR,
+        # The suite's settings: the worker hook reads DRF's.
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}:{BACKEND_DIR}", "GUNICORN_STOP_DELAY": str(delay)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not served(port):
+            assert server.poll() is None, server.communicate()[0]
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.05)
+        stopped_at = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+
+        assert served(port) is bool(delay)
+        if delay:
+            time.sleep(delay - 1)
+            assert served(port)
+        server.wait(timeout=delay + 10)
+        assert time.monotonic() - stopped_at >= delay
+    finally:
+        server.kill()
+        server.communicate()

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config import gunicorn
 from config.env import BACKEND_DIR
 
 REPO = BACKEND_DIR.parent
@@ -91,6 +92,14 @@ def test_secret_files_are_readable_by_the_service_user_only():
             ]
             if service != "redis":
                 assert f"/run/secrets/{secret['target']}" in files, (service, secret)
+
+
+def test_the_backend_stops_after_its_stop_delay_and_graceful_shutdown():
+    """Swarm kills the task only after the stop delay and gunicorn's graceful shutdown had their time."""
+    backend = SWARM["backend"]
+    delay = int(backend["environment"]["GUNICORN_STOP_DELAY"])
+    assert delay >= 3, "longer than nginx's poll of the DNS and its reload (nginx/backend-watch)"
+    assert int(backend["stop_grace_period"].removesuffix("s")) > delay + gunicorn.graceful_timeout
 
 
 def test_swarm_replaces_what_it_ignores():
