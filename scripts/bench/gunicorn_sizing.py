@@ -58,6 +58,7 @@ def write_env(directory: Path, workers: int, threads: int) -> Path:
                 f"SECRET_KEY={SECRET_KEY}",
                 "DB_PASSWORD=bench",
                 "REDIS_PASSWORD=bench",
+                "DB_APP_PASSWORD=bench-app",
                 f"TLS_CERT_FILE={directory}/fullchain.pem",
                 f"TLS_KEY_FILE={directory}/privkey.pem",
                 f"ACME_WEBROOT={directory}/acme",
@@ -78,7 +79,7 @@ def write_env(directory: Path, workers: int, threads: int) -> Path:
 
 def client(context: ssl.SSLContext, session: str | None = None) -> httpx.Client:
     transport = httpx.HTTPTransport(verify=context, local_address="127.0.0.1")
-    headers = {"Cookie": f"sessionid={session}"} if session else None
+    headers = {"Cookie": f"__Host-sessionid={session}"} if session else None
     return httpx.Client(base_url=ORIGIN, transport=transport, timeout=30, headers=headers)
 
 
@@ -88,10 +89,10 @@ def session_cookie(context: ssl.SSLContext) -> str:
         response = http.post(
             "/api/v1/auth/signup",
             json={"email": f"bench-{secrets.token_hex(4)}@example.com", "password": "correct horse battery"},
-            headers={"X-CSRFToken": http.cookies["csrftoken"], "Origin": ORIGIN},
+            headers={"X-CSRFToken": http.cookies["__Host-csrftoken"], "Origin": ORIGIN},
         )
         response.raise_for_status()
-        return http.cookies["sessionid"]
+        return http.cookies["__Host-sessionid"]
 
 
 def load(context: ssl.SSLContext, session: str, seconds: float, clients: int) -> tuple[list[float], int]:

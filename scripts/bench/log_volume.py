@@ -56,6 +56,7 @@ def write_env(directory: Path) -> Path:
         "SECRET_KEY": secrets.token_urlsafe(50),
         "DB_PASSWORD": "bench",
         "REDIS_PASSWORD": "bench",
+        "DB_APP_PASSWORD": "bench-app",
         "TLS_CERT_FILE": f"{directory}/fullchain.pem",
         "TLS_KEY_FILE": f"{directory}/privkey.pem",
         "ACME_WEBROOT": f"{directory}/acme",
@@ -93,7 +94,7 @@ def send(context: ssl.SSLContext, requests: int) -> None:
         user.post(
             "/api/v1/auth/signup",
             json={"email": f"bench-{secrets.token_hex(4)}@example.com", "password": "correct horse battery"},
-            headers={"X-CSRFToken": user.cookies["csrftoken"], "Origin": ORIGIN},
+            headers={"X-CSRFToken": user.cookies["__Host-csrftoken"], "Origin": ORIGIN},
         ).raise_for_status()
         with httpx.Client(base_url=ORIGIN, transport=transport, timeout=30) as anonymous:
             for number in range(requests):
