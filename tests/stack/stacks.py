@@ -177,15 +177,7 @@ class Stack:
 
     def logs(self, *services: str) -> list[dict[str, Any]]:
         """Every JSON log line of the services (other lines are skipped)."""
-        output = self.compose("logs", "--no-color", "--no-log-prefix", *services).stdout
-        lines = []
-        for line in output.splitlines():
-            if line.startswith("{"):
-                try:
-                    lines.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return lines
+        return json_lines(self.compose("logs", "--no-color", "--no-log-prefix", *services).stdout)
 
     def containers(self, *, all_states: bool = False) -> dict[str, dict[str, Any]]:
         """`docker compose ps` of each service: its ID, State, Health, ..."""
@@ -235,6 +227,18 @@ class Stack:
         uids = {line.split()[1] for line in status.splitlines() if line.startswith("Uid:")}
         assert uids, service
         return uids
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    """The JSON lines of a log (other lines are skipped)."""
+    lines = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return lines
 
 
 def clean_checkout(target: Path) -> Path:
@@ -420,27 +424,16 @@ class SwarmStack(Stack):
         for service in services:
             for container in self.running_containers(service).values():
                 args = ["logs"] + (["--since", since] if since else [])
-                output = self.docker(*args, container).stdout
-                for line in output.splitlines():
-                    if line.startswith("{"):
-                        try:
-                            lines.append(json.loads(line))
-                        except json.JSONDecodeError:
-                            continue
+                lines += json_lines(self.docker(*args, container).stdout)
         return lines
 
-    def sql(self, query: str) -> list[str]:
-        output = self.docker(
-            "exec",
-            self.container("db"),
-            "sh",
-            "-c",
-            'psql --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" --tuples-only --no-align '
-            '--command "$1"',
-            "sql",
-            query,
-        ).stdout
-        return output.splitlines()
+    def exec(
+        self, service: str, *command: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker exec` of a command in a running container of the service (what Stack.sql and the
+        other helpers run their commands with)."""
+        options = [f"--env={name}={value}" for name, value in (env or {}).items()]
+        return self.docker("exec", *options, self.container(service), *command, check=check)
 
     def wait_for(self, service: str, replicas: int, timeout: float = 180) -> dict[str, str]:
         """Waits until exactly `replicas` tasks run, healthy; their container ids by task id."""

@@ -95,12 +95,11 @@ def test_every_service_runs_healthy_with_its_secrets_as_files(swarm_stack):
             assert values[name] not in spec, (service, name)
             assert values[name] not in inspected, (service, name)
     # The backend reads them from files only its user may read.
-    backend = swarm_stack.container("backend")
-    listing = swarm_stack.docker("exec", backend, "ls", "-ln", "/run/secrets").stdout
+    listing = swarm_stack.exec("backend", "ls", "-ln", "/run/secrets").stdout
     files = {line.split()[-1]: line.split()[:3] for line in listing.splitlines()[1:]}
     assert set(files) == {"secret_key", "redis_url", "email_host_password", "db_app_password"}
     assert {tuple(mode) for mode in files.values()} == {("-r--------", "1", "10001")}
-    environment = swarm_stack.docker("exec", backend, "env").stdout
+    environment = swarm_stack.exec("backend", "env").stdout
     assert "SECRET_KEY_FILE=/run/secrets/secret_key" in environment.splitlines()
     assert "SECRET_KEY=" not in environment
 
@@ -123,12 +122,11 @@ def test_signup_me_logout_through_nginx(swarm_stack):
 
 def test_a_backup_by_hand_in_the_db_task_then_backup_verify(swarm_stack):
     """docs/operations.md's command for a dump on the data node, and the check of the dump it made."""
-    db = swarm_stack.container("db")
-    dumped = swarm_stack.docker("exec", db, "backup", "by-hand.dump")
+    dumped = swarm_stack.exec("db", "backup", "by-hand.dump")
     line = json.loads(dumped.stdout.strip().splitlines()[-1])
     assert line["result"] == "ok", line
     assert line["file"] == "/backups/by-hand.dump"
-    verified = swarm_stack.docker("exec", db, "backup-verify", "by-hand.dump", check=False)
+    verified = swarm_stack.exec("db", "backup-verify", "by-hand.dump", check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
