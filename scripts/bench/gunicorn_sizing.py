@@ -11,7 +11,6 @@ HTTPS connections for SECONDS (default 10). Prints requests per second, median a
 and the backend container's memory afterwards. The stack is removed (down -v) at the end.
 """
 
-import os
 import secrets
 import ssl
 import statistics
@@ -23,58 +22,20 @@ import time
 from pathlib import Path
 
 import httpx
+import prod_stack
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "bench-gunicorn"
 HTTPS_PORT = 30443
 ORIGIN = f"https://localhost:{HTTPS_PORT}"
 SIZINGS = [(1, 4), (2, 4), (4, 4), (4, 1), (2, 8), (8, 2)]
-# One key for every sizing: a new one would invalidate the benchmark's session.
-SECRET_KEY = secrets.token_urlsafe(50)
+
+
+def sizing(workers: int, threads: int) -> dict[str, str]:
+    return {"GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads)}
 
 
 def compose(env_file: Path, *args: str) -> str:
-    command = ["docker", "compose", "--project-name", PROJECT, "--file", "compose.prod.yaml"]
-    # compose.prod.yaml hands the same file to the backend (env_file: ${ENV_FILE}).
-    result = subprocess.run(
-        [*command, "--env-file", str(env_file), *args],
-        cwd=ROOT,
-        env={**os.environ, "ENV_FILE": str(env_file)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        sys.exit(f"docker compose {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-def write_env(directory: Path, workers: int, threads: int) -> Path:
-    env_file = directory / "bench.env"
-    env_file.write_text(
-        "\n".join(
-            [
-                "SERVER_NAME=localhost",
-                f"SECRET_KEY={SECRET_KEY}",
-                "DB_PASSWORD=bench",
-                "REDIS_PASSWORD=bench",
-                "DB_APP_PASSWORD=bench-app",
-                f"TLS_CERT_FILE={directory}/fullchain.pem",
-                f"TLS_KEY_FILE={directory}/privkey.pem",
-                f"ACME_WEBROOT={directory}/acme",
-                "PUBLISH_ADDRESS=127.0.0.1",
-                f"HTTPS_PORT={HTTPS_PORT}",
-                "HTTP_PORT=30080",
-                "EDGE_SUBNET=172.16.251.0/24",
-                "THROTTLE_USER=1000000/m",
-                "THROTTLE_AUTH=1000/m",
-                f"GUNICORN_WORKERS={workers}",
-                f"GUNICORN_THREADS={threads}",
-                "",
-            ]
-        )
-    )
-    return env_file
+    return prod_stack.compose(PROJECT, env_file, *args)
 
 
 def client(context: ssl.SSLContext, session: str | None = None) -> httpx.Client:
@@ -143,10 +104,15 @@ def main() -> None:
     clients = int(sys.argv[2]) if len(sys.argv) > 2 else 16
     with tempfile.TemporaryDirectory(prefix="bench-gunicorn-") as name:
         directory = Path(name)
-        (directory / "acme").mkdir()
-        subprocess.run([ROOT / "nginx" / "local-cert", directory, "localhost"], check=True)
+        # The same secrets for every sizing: a new key would invalidate the benchmark's session, and
+        # new passwords would not open the kept database volume.
+        values = prod_stack.env_values(
+            directory, https_port=HTTPS_PORT, http_port=30080, edge_subnet="172.16.251.0/24"
+        )
+        values.update(THROTTLE_USER="1000000/m", THROTTLE_AUTH="1000/m")
+        workers, threads = SIZINGS[0]
+        env_file = prod_stack.write_env(directory, {**values, **sizing(workers, threads)})
         context = ssl.create_default_context(cafile=str(directory / "ca.pem"))
-        env_file = write_env(directory, *SIZINGS[0])
         compose(env_file, "down", "--volumes", "--remove-orphans")
         try:
             compose(env_file, "up", "--detach", "--build", "--wait")
@@ -155,7 +121,7 @@ def main() -> None:
             columns = ("req/s", "p50 ms", "p99 ms", "errors")
             print(f"{'workers x threads':>18} " + " ".join(f"{c:>8}" for c in columns) + f" {'memory':>10}")
             for workers, threads in SIZINGS:
-                env_file = write_env(directory, workers, threads)
+                env_file = prod_stack.write_env(directory, {**values, **sizing(workers, threads)})
                 compose(env_file, "up", "--detach", "--wait", "--no-build")
                 _, errors = load(context, session, 2, clients)  # warm-up: connections, caches
                 if errors:

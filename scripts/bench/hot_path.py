@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import prod_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND = ROOT / "backend"
@@ -392,20 +393,9 @@ def wait_until_up(*urls: str, seconds: float = 120, log: Path | None = None) -> 
 
 
 def compose(env_file: Path, *args: str) -> str:
-    command = [
-        "docker",
-        "compose",
-        "--project-name",
-        PROD_PROJECT,
-        "--file",
-        "compose.prod.yaml",
-        "--file",
-        "scripts/bench/compose.bench.yaml",
-        "--env-file",
-        str(env_file),
-    ]
-    env = {**os.environ, "ENV_FILE": str(env_file)}
-    return run([*command, *args], cwd=ROOT, env=env).stdout
+    return prod_stack.compose(
+        PROD_PROJECT, env_file, *args, files=("compose.prod.yaml", "scripts/bench/compose.bench.yaml")
+    )
 
 
 def container_memory_mib(env_file: Path) -> dict[str, float]:
@@ -420,34 +410,18 @@ def container_memory_mib(env_file: Path) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
-    run([str(ROOT / "nginx" / "local-cert"), str(directory), "localhost"])
-    (directory / "acme").mkdir()
-    env_file = directory / "bench.env"
-    env_file.write_text(
-        "\n".join(
-            [
-                "SERVER_NAME=localhost",
-                f"SECRET_KEY={secrets.token_urlsafe(50)}",
-                f"DB_PASSWORD={secrets.token_hex(16)}",
-                f"DB_APP_PASSWORD={secrets.token_hex(16)}",
-                f"REDIS_PASSWORD={secrets.token_hex(16)}",
-                f"TLS_CERT_FILE={directory}/fullchain.pem",
-                f"TLS_KEY_FILE={directory}/privkey.pem",
-                f"ACME_WEBROOT={directory}/acme",
-                "PUBLISH_ADDRESS=127.0.0.1",
-                f"HTTPS_PORT={PROD_HTTPS}",
-                "HTTP_PORT=32080",
-                f"BENCH_HTTPS_PORT={PROD_BENCH_HTTPS}",
-                "EDGE_SUBNET=172.16.250.0/24",
-                "THROTTLE_ANON=100000000/m",
-                "THROTTLE_USER=100000000/m",
-                f"GUNICORN_WORKERS={WORKERS}",
-                f"GUNICORN_THREADS={THREADS}",
-                "",
-            ]
-        )
+def booted_prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
+    values = prod_stack.env_values(
+        directory, https_port=PROD_HTTPS, http_port=32080, edge_subnet="172.16.250.0/24"
     )
+    values.update(
+        BENCH_HTTPS_PORT=str(PROD_BENCH_HTTPS),
+        THROTTLE_ANON="100000000/m",
+        THROTTLE_USER="100000000/m",
+        GUNICORN_WORKERS=WORKERS,
+        GUNICORN_THREADS=THREADS,
+    )
+    env_file = prod_stack.write_env(directory, values)
     compose(env_file, "down", "--volumes", "--remove-orphans")
     try:
         say("building the images and starting the stack once")
@@ -514,7 +488,7 @@ def main() -> None:
         directory.chmod(0o711)  # PostgreSQL, run as its own user, keeps its data below
         if args.stack == "prod":
             say(f"{cpus} CPUs, shared by wrk and the containers within their compose CPU limits")
-            with prod_stack(directory) as (origin, bench_origin, env_file):
+            with booted_prod_stack(directory) as (origin, bench_origin, env_file):
                 measure_all(origin, bench_origin, directory, args, cpu="")
                 memory = container_memory_mib(env_file)
                 backend = sum(mib for name, mib in memory.items() if "-backend-" in name)

@@ -13,7 +13,6 @@ removed (down -v) at the end.
 """
 
 import gzip
-import os
 import secrets
 import ssl
 import subprocess
@@ -23,8 +22,8 @@ import time
 from pathlib import Path
 
 import httpx
+import prod_stack
 
-ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "bench-logs"
 HTTPS_PORT = 30543
 ORIGIN = f"https://localhost:{HTTPS_PORT}"
@@ -34,42 +33,7 @@ DAY = 86_400
 
 
 def compose(env_file: Path, *args: str) -> str:
-    command = ["docker", "compose", "--project-name", PROJECT, "--file", "compose.prod.yaml"]
-    # compose.prod.yaml hands the same file to the backend (env_file: ${ENV_FILE}).
-    result = subprocess.run(
-        [*command, "--env-file", str(env_file), *args],
-        cwd=ROOT,
-        env={**os.environ, "ENV_FILE": str(env_file)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        sys.exit(f"docker compose {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-def write_env(directory: Path) -> Path:
-    env_file = directory / "bench.env"
-    values = {
-        "SERVER_NAME": "localhost",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "DB_PASSWORD": "bench",
-        "REDIS_PASSWORD": "bench",
-        "DB_APP_PASSWORD": "bench-app",
-        "TLS_CERT_FILE": f"{directory}/fullchain.pem",
-        "TLS_KEY_FILE": f"{directory}/privkey.pem",
-        "ACME_WEBROOT": f"{directory}/acme",
-        "PUBLISH_ADDRESS": "127.0.0.1",
-        "HTTPS_PORT": str(HTTPS_PORT),
-        "HTTP_PORT": "30180",
-        "EDGE_SUBNET": "172.16.250.0/24",
-        "THROTTLE_ANON": "1000000/m",
-        "THROTTLE_USER": "1000000/m",
-        "GUNICORN_WORKERS": "2",
-    }
-    env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
-    return env_file
+    return prod_stack.compose(PROJECT, env_file, *args)
 
 
 def log_files(env_file: Path) -> dict[str, Path]:
@@ -113,12 +77,12 @@ def main() -> None:
     requests = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as name:
         directory = Path(name)
-        (directory / "acme").mkdir()
-        subprocess.run(
-            [ROOT / "nginx" / "local-cert", directory, "localhost"], check=True, capture_output=True
+        values = prod_stack.env_values(
+            directory, https_port=HTTPS_PORT, http_port=30180, edge_subnet="172.16.250.0/24"
         )
+        values.update(THROTTLE_ANON="1000000/m", THROTTLE_USER="1000000/m", GUNICORN_WORKERS="2")
+        env_file = prod_stack.write_env(directory, values)
         context = ssl.create_default_context(cafile=str(directory / "ca.pem"))
-        env_file = write_env(directory)
         compose(env_file, "down", "--volumes", "--remove-orphans")
         try:
             compose(env_file, "up", "--detach", "--build", "--wait")
