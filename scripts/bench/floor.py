@@ -5,6 +5,9 @@ Served by gunicorn with the backend's config (same workers, threads and timeouts
     gunicorn --config config/gunicorn.py --pythonpath ../scripts/bench floor:application
 """
 
+import sys
+from pathlib import Path
+
 import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
@@ -22,6 +25,14 @@ settings.configure(
     LOGGING_CONFIG=None,
 )
 django.setup()
+
+# config/gunicorn.py's post_worker_init imports core.exceptions in every new worker. The backend has it
+# loaded before the fork (preload_app); loaded here too, so that a worker recycled after max_requests
+# costs both apps the same fork, not the floor a second of imports (DRF, psycopg, django-redis) per worker.
+# (core is on the path under gunicorn, which runs in the backend's directory; scripts/bench/request_cost.py
+# imports this module from elsewhere.)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "backend"))
+import core.exceptions  # noqa: E402, F401
 
 
 def floor(request: HttpRequest) -> JsonResponse:
