@@ -32,7 +32,7 @@ django.setup()
 # (core is on the path under gunicorn, which runs in the backend's directory; scripts/bench/request_cost.py
 # imports this module from elsewhere.)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "backend"))
-import core.exceptions  # noqa: E402, F401
+import core.exceptions  # noqa: F401
 
 
 def floor(request: HttpRequest) -> JsonResponse:

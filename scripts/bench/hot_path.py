@@ -11,9 +11,10 @@ Targets, each through one nginx over TLS with a keepalive upstream, measured wit
   nginx      nginx's own `return 200`
 Both apps run under gunicorn with the backend's config (config/gunicorn.py) and the same
 GUNICORN_WORKERS x GUNICORN_THREADS; the backend with production settings on a real PostgreSQL and Redis.
-The targets take turns in every round (interleaved), so the machine's noise hits all of them alike, and
-each figure is the median over the rounds. Then `me` runs again, in turns with and without a login storm
-(one address hammering POST auth/login at the `auth` limit), and the backend's memory is read.
+The targets take turns in every round (interleaved), so the machine's noise hits all of them alike;
+each figure is the median over the rounds, each ratio the median of the rounds' own ratios. Then `me`
+runs again, in turns with and without a login storm (one address hammering POST auth/login at the
+`auth` limit), and the backend's memory is read.
 
 --stack native (the default) runs everything as processes on this machine: a throwaway PostgreSQL and
 Redis (scripts/test-services), the two gunicorns and Debian's nginx; with 2+ CPUs the two apps share CPU
@@ -200,8 +201,16 @@ def median(results: list[Result], field: str) -> float:
     return statistics.median(getattr(result, field) for result in results)
 
 
+def round_ratio(runs: list[Result], floor: list[Result], field: str) -> float:
+    """The median over the rounds of each round's ratio to the floor of the same round: the targets of
+    a round ran minutes apart at most, so a busy spell of the machine cancels within it."""
+    return statistics.median(
+        getattr(run, field) / getattr(base, field) for run, base in zip(runs, floor, strict=True)
+    )
+
+
 def report(results: dict[str, list[Result]]) -> None:
-    floor_rps, floor_p99 = median(results["floor"], "rps"), median(results["floor"], "p99_ms")
+    floor = results["floor"]
     print()
     print(
         f"{'target':<8} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99/floor':>9} {'errors':>7}"
@@ -211,8 +220,8 @@ def report(results: dict[str, list[Result]]) -> None:
         p99 = median(runs, "p99_ms")
         errors = sum(result.errors for result in runs)
         print(
-            f"{name:<8} {rps:>9.0f} {rps / floor_rps:>6.2f} {median(runs, 'p50_ms'):>8.1f} {p99:>8.1f}"
-            f" {p99 / floor_p99:>9.2f} {errors:>7}"
+            f"{name:<8} {rps:>9.0f} {round_ratio(runs, floor, 'rps'):>6.2f} {median(runs, 'p50_ms'):>8.1f}"
+            f" {p99:>8.1f} {round_ratio(runs, floor, 'p99_ms'):>9.2f} {errors:>7}"
         )
 
 
@@ -464,7 +473,10 @@ def measure_all(origin: str, bench_origin: str, directory: Path, args: argparse.
         targets["me"], login_url, cookie_only, script, args.rounds, args.seconds, cpu
     )
     calm, stormy = median(without, "rps"), median(with_storm, "rps")
-    print(f"\nme during a login storm: {stormy:.0f} req/s against {calm:.0f} without ({stormy / calm:.2f})")
+    print(
+        f"\nme during a login storm: {stormy:.0f} req/s against {calm:.0f} without"
+        f" ({round_ratio(with_storm, without, 'rps'):.2f})"
+    )
     print(f"the storm sent {storm_requests} logins from one address")
 
 
