@@ -71,7 +71,8 @@ DEPENDENCY_ERRORS = (
 )
 
 
-def _dependency_error(exc: BaseException) -> ApplicationError:
+def dependency_error(exc: BaseException) -> ApplicationError:
+    """The 503 for a dependency that did not answer, logged once as a WARNING."""
     logger.warning("Service unavailable: %s: %s", type(exc).__name__, exc)
     if isinstance(exc, SessionNotEndedError):
         return errors.unavailable(
@@ -107,6 +108,11 @@ def _error_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     return Response(_error_body(message, code, details), status=code.status, headers=headers)
+
+
+def application_error_body(error: ApplicationError) -> dict[str, Any]:
+    """The body of an ApplicationError, for responses made outside DRF's exception handler."""
+    return _error_body(error.message, error.code, error.details)
 
 
 def _django_error_response(
@@ -169,7 +175,7 @@ def _internal_error_body() -> dict[str, Any]:
 def custom_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     exc = _from_django(exc)
     if isinstance(exc, DEPENDENCY_ERRORS):
-        exc = _dependency_error(exc)
+        exc = dependency_error(exc)
     if isinstance(exc, ApplicationError):
         response = _error_response(exc.message, exc.code, exc.details, exc.headers)
     elif isinstance(exc, exceptions.APIException):
@@ -227,9 +233,9 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         exc = sys.exc_info()[1]
         if isinstance(exc, DEPENDENCY_ERRORS):
-            error = _dependency_error(exc)
+            error = dependency_error(exc)
             return JsonResponse(
-                _error_body(error.message, error.code, error.details),
+                application_error_body(error),
                 status=error.code.status,
                 headers=error.headers,
             )

@@ -6,8 +6,9 @@ by core.request_context.client_ip, which trusts X-Forwarded-For only through the
 user rates let requests through; the scoped (auth) rate is counted in this process.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -18,55 +19,62 @@ from core import rate_limit
 from core.request_context import client_ip
 
 
-class _CounterThrottle(BaseThrottle):
+class CounterThrottle(BaseThrottle):
+    """A throttle on a core.rate_limit counter; ``count`` serves DRF (allow_request) and core.direct."""
+
     # Whether requests pass while the shared cache is unavailable: only for rates that are about fairness.
     fail_open = False
+    _wait: float | None = None
 
-    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
+    def scope_and_ident(self, request: HttpRequest, user: Any, view: "APIView") -> tuple[str, str] | None:
         raise NotImplementedError
 
     def allow_request(self, request: Request, view: "APIView") -> bool:
-        self._wait: float | None = None
-        scoped = self.scope_and_ident(request, view)
+        self._wait = self.count(request._request, request.user, view)
+        return self._wait is None
+
+    def count(self, request: HttpRequest, user: Any, view: "APIView") -> float | None:
+        """Count the request of ``user`` (DRF's request.user) if this rate applies to it; the seconds to
+        wait if that went over the rate, else None. core.direct counts with this outside DRF."""
+        scoped = self.scope_and_ident(request, user, view)
         if scoped is None:
-            return True
+            return None
         scope, ident = scoped
-        self._wait = rate_limit.hit(
+        return rate_limit.hit(
             rate_limit.throttle_key(scope, ident), rate_limit.configured_rate(scope), fail_open=self.fail_open
         )
-        return self._wait is None
 
     def wait(self) -> float | None:
         return self._wait
 
 
-class AnonRateThrottle(_CounterThrottle):
+class AnonRateThrottle(CounterThrottle):
     """The 'anon' rate, per client address, for requests without a session."""
 
     fail_open = True
 
-    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
-        if request.user and request.user.is_authenticated:
+    def scope_and_ident(self, request: HttpRequest, user: Any, view: "APIView") -> tuple[str, str] | None:
+        if user and user.is_authenticated:
             return None
-        return rate_limit.ANON, rate_limit.address_bucket(client_ip(request._request))
+        return rate_limit.ANON, rate_limit.address_bucket(client_ip(request))
 
 
-class UserRateThrottle(_CounterThrottle):
+class UserRateThrottle(CounterThrottle):
     """The 'user' rate, per account, for logged-in requests."""
 
     fail_open = True
 
-    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
-        if not (request.user and request.user.is_authenticated):
+    def scope_and_ident(self, request: HttpRequest, user: Any, view: "APIView") -> tuple[str, str] | None:
+        if not (user and user.is_authenticated):
             return None
-        return rate_limit.USER, str(request.user.pk)
+        return rate_limit.USER, str(user.pk)
 
 
-class ScopedRateThrottle(_CounterThrottle):
+class ScopedRateThrottle(CounterThrottle):
     """The rate named by the view's ``throttle_scope`` (e.g. rate_limit.AUTH), per client address."""
 
-    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
+    def scope_and_ident(self, request: HttpRequest, user: Any, view: "APIView") -> tuple[str, str] | None:
         scope = getattr(view, "throttle_scope", None)
         if scope is None:
             return None
-        return scope, rate_limit.address_bucket(client_ip(request._request))
+        return scope, rate_limit.address_bucket(client_ip(request))
