@@ -113,6 +113,12 @@ bench-db: venv ## Compare database connection strategies under gunicorn (throwaw
 bench: venv ## The hot path against a bare Django view, through nginx (STACK=prod: in the compose stack)
 	$(PY) scripts/bench/hot_path.py --stack $(if $(filter prod,$(STACK)),prod,native) $(BENCH_ARGS)
 
+.PHONY: bench-request
+bench-request: venv ## What one request costs in-process: CPU and round trips (throwaway PostgreSQL)
+	scripts/test-services start $(SERVICES_DIR)
+	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(PY) scripts/bench/request_cost.py $(BENCH_ARGS) || status=$$?; \
+		scripts/test-services stop $(SERVICES_DIR); exit $$status
+
 .PHONY: bench-redis-faults
 bench-redis-faults: venv ## Measure the API with Redis healthy, paused and stopped (throwaway PostgreSQL)
 	scripts/test-services start $(SERVICES_DIR)
