@@ -65,13 +65,14 @@ class AuthCsrfApi(DirectGetMixin, APIView):
 
     The token belongs to the browser's cookie, not to a session, so the view does not look at the
     session: no session or user is loaded (a SPA on another site calls it before every unsafe request),
-    and it is counted per client address under the anon rate, logged in or not. A GET is answered
-    without DRF's request cycle (core.direct); ``get`` serves the others (e.g. ``?format=json``).
+    and it is counted per client address under the anon rate, logged in or not.
     """
 
     authentication_classes = []
     permission_classes = [AllowAny]
 
+    # A GET is answered without DRF's request cycle (core.direct); ``get`` serves the others, e.g. one
+    # with ?format=json. (Comments, not the docstring: the docstring is the endpoint's OpenAPI text.)
     def direct_get(self, request: HttpRequest) -> HttpResponse:
         # get_token marks the cookie for CsrfViewMiddleware to set, as ensure_csrf_cookie does.
         return self.respond(request, AnonymousUser(), lambda: {"csrf_token": get_token(request)})
@@ -131,13 +132,12 @@ class AuthLogoutApi(APIView):
 
 
 class UserMeApi(DirectGetMixin, APIView):
-    """The logged-in user. A GET by an active user is answered without DRF's request cycle
-    (core.direct); ``get`` serves the others, e.g. DRF's 401 for anybody else."""
-
     class UpdateInputSerializer(StrictInputSerializer):
         first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
         last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
 
+    # A GET by an active user is answered without DRF's request cycle (core.direct); ``get`` serves the
+    # others, e.g. with DRF's 401 for anybody else.
     def direct_get(self, request: HttpRequest) -> HttpResponse | None:
         try:
             user = request.user  # the session, then the user: as SessionAuthentication reads them

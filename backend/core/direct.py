@@ -56,9 +56,9 @@ def plain_json(accept: str, renderer_classes: tuple[type[BaseRenderer], ...]) ->
     return type(renderer) is JSONRenderer and media_type == renderer.media_type
 
 
+# Answers GET with ``direct_get`` when it can, and everything else through DRF (module docstring). No
+# docstring: drf-spectacular would take it as the description of every endpoint of such a view.
 class DirectGetMixin(APIView):
-    """Answers GET with ``direct_get`` when it can, and everything else through DRF (module docstring)."""
-
     def direct_get(self, request: HttpRequest) -> HttpResponse | None:
         """The response, by way of ``respond``; None to let DRF answer the request."""
         raise NotImplementedError

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import pytest
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.views import APIView
 
 from accounts import backends
@@ -183,3 +184,18 @@ def test_other_methods_go_through_drf(user_client, drf_cycles, method):
 
     assert response.status_code == 200
     assert drf_cycles == [ME]
+
+
+def test_the_schema_describes_the_views_as_drf_serves_them():
+    """The direct answer is an implementation detail: nothing of it reaches the OpenAPI schema."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    me = schema["paths"][ME]
+    csrf = schema["paths"][CSRF]
+
+    assert set(me) == {"get", "patch"}
+    assert set(csrf) == {"get"}
+    for operation in (me["get"], me["patch"], csrf["get"]):
+        assert "direct" not in operation.get("description", "").lower()
+    assert me["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/UserOutput"
+    )
