@@ -29,9 +29,11 @@ django.setup()
 # config/gunicorn.py's post_worker_init imports core.exceptions in every new worker. The backend has it
 # loaded before the fork (preload_app); loaded here too, so that a worker recycled after max_requests
 # costs both apps the same fork, not the floor a second of imports (DRF, psycopg, django-redis) per worker.
-# (core is on the path under gunicorn, which runs in the backend's directory; scripts/bench/request_cost.py
-# imports this module from elsewhere.)
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "backend"))
+# (core is on the path under gunicorn, which runs in the backend's directory, in a checkout and in the
+# image; scripts/bench/request_cost.py imports this module from elsewhere in a checkout.)
+CHECKOUT_BACKEND = Path(__file__).resolve().parent.parent.parent / "backend"
+if CHECKOUT_BACKEND.is_dir():
+    sys.path.insert(0, str(CHECKOUT_BACKEND))
 import core.exceptions  # noqa: F401
 
 
