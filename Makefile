@@ -12,8 +12,14 @@ VENV_HELP := make needs Python 3.11+ with its venv module as $(PYTHON). Debian/U
 	python3 python3-venv. macOS: a Python 3.11+ (brew install python@3.13, or python.org), then \
 	make run PYTHON=python3.13. Windows: use WSL (Ubuntu) and follow the Debian/Ubuntu line.
 MANAGE := cd backend && $(PY) manage.py
-# Where `make test-postgres` and `make bench-db` keep their throwaway PostgreSQL and Redis.
+# Where `make test-postgres` and the bench-* targets below keep their throwaway PostgreSQL and Redis.
 SERVICES_DIR ?= $(CURDIR)/.cache/test-services
+# $(call with_services,COMMAND): COMMAND with a throwaway PostgreSQL and Redis started in SERVICES_DIR
+# and their DB_* and REDIS_URL in its environment; they are stopped whatever COMMAND's exit status,
+# which make then gets.
+with_services = scripts/test-services start $(SERVICES_DIR) && \
+	{ set -a; . $(SERVICES_DIR)/env; set +a; status=0; ($(1)) || status=$$?; \
+	scripts/test-services stop $(SERVICES_DIR); exit $$status; }
 # The one way to pick the compose stack the container targets act on: dev (compose.yaml, the default)
 # or prod (compose.prod.yaml with the variables of ENV_FILE), e.g. `make up STACK=prod`.
 STACK ?= dev
@@ -63,9 +69,7 @@ endif
 
 .PHONY: test-postgres
 test-postgres: venv ## Run the suite against a throwaway PostgreSQL and Redis on 127.0.0.1
-	scripts/test-services start $(SERVICES_DIR)
-	set -a; . $(SERVICES_DIR)/env; set +a; status=0; (cd backend && $(PY) -m pytest $(PYTEST_ARGS)) || status=$$?; \
-		scripts/test-services stop $(SERVICES_DIR); exit $$status
+	$(call with_services,cd backend && $(PY) -m pytest $(PYTEST_ARGS))
 
 .PHONY: lint
 lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
@@ -105,9 +109,7 @@ bench-argon2: venv ## Measure the cost of a password hash and of a login
 
 .PHONY: bench-db
 bench-db: venv ## Compare database connection strategies under gunicorn (throwaway PostgreSQL)
-	scripts/test-services start $(SERVICES_DIR)
-	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(PY) scripts/bench/db_connections.py || status=$$?; \
-		scripts/test-services stop $(SERVICES_DIR); exit $$status
+	$(call with_services,$(PY) scripts/bench/db_connections.py)
 
 .PHONY: bench
 bench: venv ## The hot path against a bare Django view, through nginx (STACK=prod: in the compose stack)
@@ -115,15 +117,11 @@ bench: venv ## The hot path against a bare Django view, through nginx (STACK=pro
 
 .PHONY: bench-request
 bench-request: venv ## What one request costs in-process: CPU and round trips (throwaway PostgreSQL)
-	scripts/test-services start $(SERVICES_DIR)
-	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(PY) scripts/bench/request_cost.py $(BENCH_ARGS) || status=$$?; \
-		scripts/test-services stop $(SERVICES_DIR); exit $$status
+	$(call with_services,$(PY) scripts/bench/request_cost.py $(BENCH_ARGS))
 
 .PHONY: bench-redis-faults
 bench-redis-faults: venv ## Measure the API with Redis healthy, paused and stopped (throwaway PostgreSQL)
-	scripts/test-services start $(SERVICES_DIR)
-	set -a; . $(SERVICES_DIR)/env; set +a; status=0; $(PY) scripts/bench/redis_faults.py || status=$$?; \
-		scripts/test-services stop $(SERVICES_DIR); exit $$status
+	$(call with_services,$(PY) scripts/bench/redis_faults.py)
 
 .PHONY: bench-gunicorn
 bench-gunicorn: venv ## Compare gunicorn workers x threads in the production stack (Docker)
