@@ -94,30 +94,46 @@ def test_the_admin_and_its_static_files_are_served(dev_stack):
     assert css.headers["content-type"].startswith("text/css")
 
 
+# Django's StatReloader looks at the files once a second; a server that has answered this long has
+# seen any write made before it started and is not about to restart for it.
+RELOAD_SETTLED_SECONDS = 3
+
+
 def live_body_within(
     stack: Stack, expected: dict[str, object], edit: tuple[Path, str], seconds: float = 60
 ) -> object:
-    """Writes the edit (a file and its new text), then GETs health/live until it answers `expected`.
+    """Writes the edit (a file and its new text), then GETs health/live until it has answered
+    `expected` for RELOAD_SETTLED_SECONDS without a break.
 
     The edit is written again every 5 s while the old answer lasts: Django's reloader takes its first
     look at the files only after a restarted server already answers, so an edit made in that moment
-    (as the restore right after the first edit can be, on a busy machine) is never noticed."""
+    (as the restore right after the first edit can be, on a busy machine) is never noticed. A write it
+    did notice may restart the server once more just after it answers `expected`: hence the wait for a
+    settled answer, so that the next test does not meet a restarting server."""
     path, text = edit
     deadline = time.monotonic() + seconds
-    written = 0.0
-    body = None
+    written: float | None = None
+    settled_since: float | None = None
+    body: object = None
     while time.monotonic() < deadline:
-        if time.monotonic() - written >= 5:
+        old_answer_lasts = body is not None and body != expected
+        if written is None or (old_answer_lasts and time.monotonic() - written >= 5):
             path.write_text(text)
             written = time.monotonic()
         try:
             with stack.client() as client:
-                body = client.get("/api/v1/health/live").json()
+                response = client.get("/api/v1/health/live")
+            # nginx answers 503 while the dev server restarts.
+            body = response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, json.JSONDecodeError):
-            body = None  # the dev server is restarting
-        if body == expected:
+            body = None
+        if body != expected:
+            settled_since = None
+        elif settled_since is None:
+            settled_since = time.monotonic()
+        elif time.monotonic() - settled_since >= RELOAD_SETTLED_SECONDS:
             break
-        time.sleep(1)
+        time.sleep(0.5)
     return body
 
 
