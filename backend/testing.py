@@ -110,6 +110,15 @@ def assert_throttled(response: HttpResponse, *, period: int) -> int:
     return wait
 
 
+def with_throttle_rates(test_settings: Any, **rates: str) -> None:
+    """Set these throttle rates (scope="limit/period") for one test, through pytest-django's `settings`
+    fixture, which restores them after it; the other scopes keep theirs."""
+    test_settings.REST_FRAMEWORK = {
+        **test_settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**test_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **rates},
+    }
+
+
 # ---------------------------------------------------------------- dependencies that fail
 
 

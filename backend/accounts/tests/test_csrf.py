@@ -14,7 +14,15 @@ from django.utils.http import urlsafe_base64_encode
 from accounts.models import User
 from accounts.tests.factories import PASSWORD
 from core import background
-from testing import ME, SpaClient, assert_error, assert_throttled, logged_in_client, logged_in_id
+from testing import (
+    ME,
+    SpaClient,
+    assert_error,
+    assert_throttled,
+    logged_in_client,
+    logged_in_id,
+    with_throttle_rates,
+)
 
 CSRF = "/api/v1/auth/csrf"
 LOGIN = "/api/v1/auth/login"
@@ -208,10 +216,7 @@ def test_the_csrf_endpoint_is_counted_per_address_under_the_anon_rate_logged_in_
     user_client, settings, clock
 ):
     clock.now += 60  # a new window: logging in counted under the anon rate too
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "2/m"},
-    }
+    with_throttle_rates(settings, anon="2/m")
     anonymous = SpaClient()
 
     statuses = [user_client.get(CSRF).status_code, anonymous.get(CSRF).status_code]

@@ -10,7 +10,14 @@ from django.test import Client
 
 from accounts.tests.factories import PASSWORD
 from core.rate_limit import configured_rate
-from testing import SpaClient, assert_error, assert_throttled, logged_in_client, logged_in_id
+from testing import (
+    SpaClient,
+    assert_error,
+    assert_throttled,
+    logged_in_client,
+    logged_in_id,
+    with_throttle_rates,
+)
 
 LOGIN = "/api/v1/auth/login"
 CHANGE = "/api/v1/auth/password/change"
@@ -214,10 +221,7 @@ def test_a_successful_admin_login_clears_the_failures_of_the_address(staff_user)
 @pytest.fixture
 def generous_auth_rate(settings):
     """The per-address `auth` rate out of the way of the limits under test."""
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "1000/m"},
-    }
+    with_throttle_rates(settings, auth="1000/m")
 
 
 def change(client, current, *, ip):

@@ -12,7 +12,7 @@ from django.core.cache import cache
 
 from core import cache as core_cache
 from core.cache import CacheUnavailableError, strict
-from testing import SpaClient, assert_throttled, logged_in_client, redis_cache_at
+from testing import SpaClient, assert_throttled, logged_in_client, redis_cache_at, with_throttle_rates
 
 ME = "/api/v1/auth/me"
 LOGIN = "/api/v1/auth/login"
@@ -168,10 +168,7 @@ def test_the_auth_rate_still_holds_while_redis_is_unreachable():
 
 @pytest.mark.usefixtures("redis_unreachable")
 def test_the_anon_rate_lets_requests_through_while_redis_is_unreachable(client, settings):
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "2/m"},
-    }
+    with_throttle_rates(settings, anon="2/m")
 
     assert [client.get("/api/v1/auth/csrf").status_code for _ in range(5)] == [200] * 5
 

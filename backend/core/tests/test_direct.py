@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from accounts import backends
 from core import direct, errors
 from core.tests.urls import DEPENDENCY_FAILURES
-from testing import ME, SpaClient, assert_error, assert_throttled
+from testing import ME, SpaClient, assert_error, assert_throttled, with_throttle_rates
 
 CSRF = "/api/v1/auth/csrf"
 # Sent by the SPA's fetch, by axios, and by clients that send none.
@@ -29,13 +29,6 @@ def drf_cycles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(APIView, "initial", initial)
     return handled
-
-
-def with_user_rate(settings: Any, rate: str) -> None:
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": rate},
-    }
 
 
 def get(client: SpaClient, path: str, accept: str | None = "application/json") -> Any:
@@ -129,7 +122,7 @@ def test_an_anonymous_me_is_drfs_401(client, drf_cycles):
 
 @pytest.mark.django_db
 def test_direct_and_drf_answers_count_against_the_same_user_rate(user_client, settings, drf_cycles):
-    with_user_rate(settings, "3/m")
+    with_throttle_rates(settings, user="3/m")
 
     statuses = [
         get(user_client, ME).status_code,
@@ -148,10 +141,7 @@ def test_direct_and_drf_answers_count_against_the_same_user_rate(user_client, se
 
 @pytest.mark.django_db
 def test_a_throttled_csrf_request_sets_no_cookie(settings):
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "1/m"},
-    }
+    with_throttle_rates(settings, anon="1/m")
     assert get(SpaClient(), CSRF).status_code == 200
     late = SpaClient()
 

@@ -18,7 +18,7 @@ from core.exceptions import RequestTooLarge
 from core.logging import RequestContextFilter
 from core.parsers import JSONParser
 from core.tests.urls import CRASH_MESSAGE
-from testing import SpaClient, assert_error
+from testing import SpaClient, assert_error, with_throttle_rates
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
@@ -278,12 +278,8 @@ def test_form_encoded_body_is_unsupported(client):
 
 
 def test_throttled_says_when_to_retry(client, settings):
-    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
     # One request a year: the second is refused whenever the test runs.
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**rates, "anon": "1/365d"},
-    }
+    with_throttle_rates(settings, anon="1/365d")
     assert client.get(CSRF).status_code == 200
 
     response = client.get(CSRF)

@@ -9,7 +9,7 @@ from django.db import connections
 from django.db.utils import ConnectionHandler
 
 from core import health
-from testing import assert_error, closed_port, redis_cache_at
+from testing import assert_error, closed_port, redis_cache_at, with_throttle_rates
 
 LIVE = "/api/v1/health/live"
 READY = "/api/v1/health/ready"
@@ -63,10 +63,7 @@ def test_health_needs_no_session_or_csrf_and_sets_no_cookies(client, db):
 
 
 def test_health_is_not_throttled(client, db, settings):
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "1/m"},
-    }
+    with_throttle_rates(settings, anon="1/m")
     # The rate is in force: a throttled endpoint refuses the second request.
     assert client.get("/api/v1/auth/csrf").status_code == 200
     assert client.get("/api/v1/auth/csrf").status_code == 429
