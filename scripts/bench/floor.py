@@ -3,9 +3,16 @@ no database, no session. Whatever the project's own endpoints cost beyond this i
 
 Served by gunicorn with the backend's config (same workers, threads and timeouts):
     gunicorn --config config/gunicorn.py --pythonpath ../scripts/bench floor:application
+
+With the backend's DB_* variables, REDIS_URL and SECRET_KEY in its environment (the native run of
+hot_path.py) it also serves the bound, /floor/bound: the floor plus the work a logged-in `GET auth/me`
+cannot do without and nothing else (see ``bound``), so what the guarantees alone cost is measured.
 """
 
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import django
@@ -14,15 +21,32 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
+BOUND = bool(os.environ.get("DB_HOST") and os.environ.get("REDIS_URL"))
+
 settings.configure(
     DEBUG=False,
-    SECRET_KEY="floor-benchmark-not-a-secret",  # noqa: S106
+    # The backend's, when given: the bound checks the session's password hash as Django does.
+    SECRET_KEY=os.environ.get("SECRET_KEY", "floor-benchmark-not-a-secret"),
     ALLOWED_HOSTS=["*"],
     ROOT_URLCONF=__name__,
     MIDDLEWARE=[],
     INSTALLED_APPS=[],
     # The backend's gunicorn config sets up logging through core.logging; nothing here logs.
     LOGGING_CONFIG=None,
+    # Persistent connections as the backend's (DB_CONN_MAX_AGE's default), without any health check.
+    DATABASES={
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ["DB_HOST"],
+            "PORT": os.environ.get("DB_PORT", "5432"),
+            "NAME": os.environ["DB_NAME"],
+            "USER": os.environ["DB_USER"],
+            "PASSWORD": os.environ.get("DB_PASSWORD", ""),
+            "CONN_MAX_AGE": 60,
+        }
+    }
+    if BOUND
+    else {},
 )
 django.setup()
 
@@ -42,5 +66,79 @@ def floor(request: HttpRequest) -> JsonResponse:
 
 
 urlpatterns = [path("floor", floor)]
+
+if BOUND:
+    import redis
+    from django.core import signing
+    from django.db import connection
+    from django.utils.crypto import constant_time_compare, salted_hmac
+
+    # The production settings' names and keys (config/settings/prod.py and base.py, cached_db sessions,
+    # django-redis's "<KEY_PREFIX>:<version>:<key>", core.rate_limit's window of the user throttle), kept
+    # in step by hand: a stale session name or key makes the bound answer 401, which hot_path.py refuses
+    # before it measures, and the bound counts into the very window `me` counts into.
+    SESSION_COOKIE = "__Host-sessionid"
+    SESSION_KEY = "backend:1:django.contrib.sessions.cached_db{}"
+    COUNTER_KEY = "backend:1:rate:throttle:user:{}:{}"
+    COUNT = (
+        "local count = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') return count"
+    )
+    SESSION_ROW = "SELECT session_data FROM django_session WHERE session_key = %s AND expire_date > now()"
+    SESSION_SALT = "django.contrib.sessions.SessionStore"
+    USER = (
+        "SELECT password, is_active, email, first_name, last_name, date_joined"
+        " FROM accounts_user WHERE id = %s"
+    )
+    REDIS = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=0.5)
+    COUNT_SHA = REDIS.script_load(COUNT)
+
+    def bound(request: HttpRequest) -> JsonResponse:
+        """The floor plus what a logged-in `GET auth/me` cannot leave out, with the same guarantees: the
+        session read from Redis (a round trip), the user's row read from PostgreSQL on every request (a
+        round trip: a deactivated user or a changed password ends access at once), the session's password
+        hash checked, and the user's throttle counted in one script (a round trip). Nothing else: no
+        middleware, no DRF, no ORM, no access line, no security or CORS headers, no fallbacks for a
+        Redis or database outage. So its ratio to the floor is about the most an implementation of `me`
+        with these three round trips could reach.
+        """
+        session_key = request.COOKIES.get(SESSION_COOKIE, "")
+        data = REDIS.get(SESSION_KEY.format(session_key))
+        session = json.loads(data) if data else session_from_database(session_key)
+        user_id = int(session.get("_auth_user_id", 0))
+        with connection.cursor() as cursor:
+            cursor.execute(USER, [user_id])
+            row = cursor.fetchone()
+        if row is None or not row[1]:
+            return JsonResponse({"message": "Not logged in."}, status=401)
+        password, _, email, first_name, last_name, date_joined = row
+        expected = salted_hmac(
+            "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash", password, algorithm="sha256"
+        ).hexdigest()
+        if not constant_time_compare(session.get("_auth_user_hash", ""), expected):
+            return JsonResponse({"message": "Not logged in."}, status=401)
+        window = int(time.time()) // 60 * 60
+        REDIS.evalsha(COUNT_SHA, 1, COUNTER_KEY.format(user_id, window), 61)
+        return JsonResponse(
+            {
+                "id": user_id,
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "date_joined": date_joined.isoformat(),
+            }
+        )
+
+    def session_from_database(session_key: str) -> dict[str, str]:
+        """cached_db's fallback when the Redis copy expired (it lives 5 minutes): the row, copied back."""
+        with connection.cursor() as cursor:
+            cursor.execute(SESSION_ROW, [session_key])
+            row = cursor.fetchone()
+        if row is None:
+            return {}
+        session: dict[str, str] = signing.loads(row[0], salt=SESSION_SALT, serializer=signing.JSONSerializer)
+        REDIS.set(SESSION_KEY.format(session_key), json.dumps(session), ex=300)
+        return session
+
+    urlpatterns.append(path("floor/bound", bound))
 
 application = WSGIHandler()

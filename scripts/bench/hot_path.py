@@ -8,6 +8,8 @@ Targets, each through one nginx over TLS with a keepalive upstream, measured wit
   live       GET /api/v1/health/live
   csrf       GET /api/v1/auth/csrf
   me         GET /api/v1/auth/me, logged in
+  bound      the floor plus only the round trips and checks `me` needs (floor.py's ``bound``): the most
+             any `me` with the same guarantees could reach; native runs only
   nginx      nginx's own `return 200`
 Both apps run under gunicorn with the backend's config (config/gunicorn.py) and the same
 GUNICORN_WORKERS x GUNICORN_THREADS; the backend with production settings on a real PostgreSQL and Redis.
@@ -131,6 +133,16 @@ def session_headers(origin: str) -> dict[str, str]:
         cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
         csrf = next(value for name, value in client.cookies.items() if "csrftoken" in name)
         return {"Cookie": cookie, "X-CSRFToken": csrf, "Origin": origin}
+
+
+def same_user(me_url: str, bound_url: str, headers: dict[str, str]) -> None:
+    """The bound must find the session and user `me` finds, or it measures a cheaper 401."""
+    transport = httpx.HTTPTransport(verify=False, local_address="127.0.0.1")
+    with httpx.Client(transport=transport, timeout=30, headers=headers) as client:
+        me, bound = client.get(me_url), client.get(bound_url)
+    fields = ("id", "email", "first_name", "last_name")
+    if bound.status_code != 200 or [me.json()[f] for f in fields] != [bound.json()[f] for f in fields]:
+        sys.exit(f"bench: the bound does not answer as me does:\n{me.text}\n{bound.status_code} {bound.text}")
 
 
 def login_storm_script(directory: Path, headers: dict[str, str]) -> Path:
@@ -276,6 +288,7 @@ http {{
             proxy_pass http://backend;
         }}
         location = /floor {{ proxy_pass http://floor; }}
+        location = /floor/bound {{ proxy_pass http://floor; }}
         location = /nginx {{ default_type application/json; return 200 '{{"status":"ok"}}'; }}
     }}
 }}
@@ -452,7 +465,9 @@ def booted_prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
 # ---------------------------------------------------------------- main
 
 
-def measure_all(origin: str, bench_origin: str, directory: Path, args: argparse.Namespace, cpu: str) -> None:
+def measure_all(
+    origin: str, bench_origin: str, directory: Path, args: argparse.Namespace, cpu: str, *, bound: bool
+) -> None:
     """Every target in turns, then `me` with and without a login storm."""
     say(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread) for both apps")
     say(f"wrk: 2 threads, {CONNECTIONS} connections per target")
@@ -463,8 +478,12 @@ def measure_all(origin: str, bench_origin: str, directory: Path, args: argparse.
         "live": f"{origin}/api/v1/health/live",
         "csrf": f"{origin}/api/v1/auth/csrf",
         "me": f"{origin}/api/v1/auth/me",
+        # The floor app in the compose stack has no database or Redis to reach.
+        **({"bound": f"{bench_origin}/floor/bound"} if bound else {}),
         "nginx": f"{bench_origin}/nginx",
     }
+    if bound:
+        same_user(targets["me"], targets["bound"], cookie_only)
     report(measure(targets, cookie_only, args.rounds, args.seconds, cpu))
 
     script = login_storm_script(directory, headers)
@@ -501,7 +520,7 @@ def main() -> None:
         if args.stack == "prod":
             say(f"{cpus} CPUs, shared by wrk and the containers within their compose CPU limits")
             with booted_prod_stack(directory) as (origin, bench_origin, env_file):
-                measure_all(origin, bench_origin, directory, args, cpu="")
+                measure_all(origin, bench_origin, directory, args, cpu="", bound=False)
                 memory = container_memory_mib(env_file)
                 backend = sum(mib for name, mib in memory.items() if "-backend-" in name)
                 print(f"backend container memory after the load: {backend:.0f} MiB")
@@ -512,7 +531,7 @@ def main() -> None:
         else:
             say("1 CPU, shared by every part")
         with native_stack(directory, app_cpu, other_cpu) as (origin, backend_pid):
-            measure_all(origin, origin, directory, args, other_cpu)
+            measure_all(origin, origin, directory, args, other_cpu, bound=True)
             pss = process_tree_pss_mib(backend_pid)
             print(f"backend memory after the load (PSS of gunicorn's master and workers): {pss:.0f} MiB")
 

@@ -7,12 +7,14 @@ Usage: backend/.venv/bin/python scripts/bench/request_cost.py [--profile NAME] [
 With production settings, for GET health/live, GET auth/csrf and GET auth/me (logged in), it prints the
 median time per call over rounds of N calls, and the round trips each call makes to PostgreSQL and
 Redis. --profile me prints a cProfile of `me` sorted by cumulative time. The floor (scripts/bench/floor.py,
-a bare Django view) is measured in a child process, since it configures Django differently.
+a bare Django view) and the bound (the floor plus only the round trips and checks `me` needs) are measured
+in a child process, since it configures Django differently.
 """
 
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import secrets
@@ -29,27 +31,32 @@ BACKEND = ROOT / "backend"
 sys.path.insert(0, str(BACKEND))
 
 FLOOR = """
-import sys, time, statistics
+import io, json, sys, time, statistics
 sys.path.insert(0, {bench!r})
 from floor import application
-environ = {environ!r}
-environ["wsgi.errors"] = sys.stderr
 def start_response(status, headers, exc_info=None):
-    pass
-def call():
-    environ["wsgi.input"] = __import__("io").BytesIO(b"")
-    b"".join(application(dict(environ), start_response))
-for _ in range(200):
-    call()
-rounds = []
-cpu = []
-for _ in range(5):
-    started, started_cpu = time.perf_counter(), time.process_time()
-    for _ in range({calls}):
+    if not status.startswith("200"):
+        raise AssertionError(status)
+def caller(environ):
+    environ = {{**environ, "wsgi.errors": sys.stderr}}
+    return lambda: b"".join(application({{**environ, "wsgi.input": io.BytesIO(b"")}}, start_response))
+targets = {{name: caller(environ) for name, environ in {targets!r}.items()}}
+from django.db import connections
+from request_cost import count_round_trips
+round_trips = count_round_trips(targets, connections["default"])
+for call in targets.values():
+    for _ in range(200):
         call()
-    rounds.append((time.perf_counter() - started) / {calls})
-    cpu.append((time.process_time() - started_cpu) / {calls})
-print(statistics.median(rounds), statistics.median(cpu))
+costs = {{name: ([], []) for name in targets}}
+for _ in range(5):
+    for name, call in targets.items():
+        started, started_cpu = time.perf_counter(), time.process_time()
+        for _ in range({calls}):
+            call()
+        costs[name][0].append((time.perf_counter() - started) / {calls})
+        costs[name][1].append((time.process_time() - started_cpu) / {calls})
+medians = {{name: [statistics.median(wall), statistics.median(cpu)] for name, (wall, cpu) in costs.items()}}
+print(json.dumps({{name: [*medians[name], *round_trips[name]] for name in targets}}))
 """
 
 
@@ -167,13 +174,18 @@ def main() -> None:
             costs[name].append((time.perf_counter() - started) / args.calls)
             cpu[name].append((time.process_time() - started_cpu) / args.calls)
 
-    floor_environ = {**wsgi_environ("/floor"), "wsgi.errors": None}
-    floor_code = FLOOR.format(bench=str(ROOT / "scripts" / "bench"), environ=floor_environ, calls=args.calls)
+    # The floor, and the bound (floor.py: the floor plus only what `me` cannot leave out), in a child with
+    # this process's environment: the same PostgreSQL, Redis, SECRET_KEY and session cookie.
+    floor_targets = {
+        "floor": {**wsgi_environ("/floor"), "wsgi.errors": None},
+        "bound": {**wsgi_environ("/floor/bound", cookie), "wsgi.errors": None},
+    }
+    floor_code = FLOOR.format(bench=str(ROOT / "scripts" / "bench"), targets=floor_targets, calls=args.calls)
     floor = subprocess.run([sys.executable, "-c", floor_code], capture_output=True, text=True, check=True)
     sys.stdout = sys.__stdout__
-    floor_wall, floor_cpu = (float(value) for value in floor.stdout.split())
     print(f"{'target':<8} {'wall':>9} {'CPU':>9} {'PostgreSQL':>11} {'Redis':>6}")
-    print(f"{'floor':<8} {floor_wall * 1e6:>7.0f}us {floor_cpu * 1e6:>7.0f}us {0:>11} {0:>6}")
+    for name, (wall, used, queries, redis_calls) in json.loads(floor.stdout).items():
+        print(f"{name:<8} {wall * 1e6:>7.0f}us {used * 1e6:>7.0f}us {queries:>11} {redis_calls:>6}")
     for name, values in costs.items():
         queries, redis_calls = round_trips[name]
         wall, used = statistics.median(values), statistics.median(cpu[name])
