@@ -5,8 +5,9 @@ Served by gunicorn with the backend's config (same workers, threads and timeouts
     gunicorn --config config/gunicorn.py --pythonpath ../scripts/bench floor:application
 
 With the backend's DB_* variables, REDIS_URL and SECRET_KEY in its environment (the native run of
-hot_path.py) it also serves the bound, /floor/bound: the floor plus the work a logged-in `GET auth/me`
-cannot do without and nothing else (see ``bound``), so what the guarantees alone cost is measured.
+hot_path.py) it also serves two bounds, /floor/me-bound and /floor/csrf-bound: the floor plus the work
+that a logged-in `GET auth/me` and a `GET auth/csrf` cannot do without, and nothing else (``me_bound``,
+``csrf_bound``), so what their guarantees alone cost is measured.
 """
 
 import json
@@ -71,15 +72,17 @@ if BOUND:
     import redis
     from django.core import signing
     from django.db import connection
+    from django.middleware.csrf import get_token
     from django.utils.crypto import constant_time_compare, salted_hmac
 
     # The production settings' names and keys (config/settings/prod.py and base.py, cached_db sessions,
-    # django-redis's "<KEY_PREFIX>:<version>:<key>", core.rate_limit's window of the user throttle), kept
-    # in step by hand: a stale session name or key makes the bound answer 401, which hot_path.py refuses
-    # before it measures, and the bound counts into the very window `me` counts into.
+    # django-redis's "<KEY_PREFIX>:<version>:<key>", core.rate_limit's windows of the user and anon
+    # throttles), kept in step by hand: a stale session name or key makes the bound answer 401, which
+    # hot_path.py refuses before it measures, and the bounds count into the very windows the endpoints do.
     SESSION_COOKIE = "__Host-sessionid"
+    CSRF_COOKIE = "__Host-csrftoken"
     SESSION_KEY = "backend:1:django.contrib.sessions.cached_db{}"
-    COUNTER_KEY = "backend:1:rate:throttle:user:{}:{}"
+    COUNTER_KEY = "backend:1:rate:throttle:{}:{}:{}"
     COUNT = (
         "local count = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') return count"
     )
@@ -92,7 +95,11 @@ if BOUND:
     REDIS = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=0.5)
     COUNT_SHA = REDIS.script_load(COUNT)
 
-    def bound(request: HttpRequest) -> JsonResponse:
+    def count(scope: str, ident: str) -> None:
+        """One request counted in the throttle's window of the minute, as core.rate_limit does."""
+        REDIS.evalsha(COUNT_SHA, 1, COUNTER_KEY.format(scope, ident, int(time.time()) // 60 * 60), 61)
+
+    def me_bound(request: HttpRequest) -> JsonResponse:
         """The floor plus what a logged-in `GET auth/me` cannot leave out, with the same guarantees: the
         session read from Redis (a round trip), the user's row read from PostgreSQL on every request (a
         round trip: a deactivated user or a changed password ends access at once), the session's password
@@ -116,8 +123,7 @@ if BOUND:
         ).hexdigest()
         if not constant_time_compare(session.get("_auth_user_hash", ""), expected):
             return JsonResponse({"message": "Not logged in."}, status=401)
-        window = int(time.time()) // 60 * 60
-        REDIS.evalsha(COUNT_SHA, 1, COUNTER_KEY.format(user_id, window), 61)
+        count("user", str(user_id))
         return JsonResponse(
             {
                 "id": user_id,
@@ -139,6 +145,19 @@ if BOUND:
         REDIS.set(SESSION_KEY.format(session_key), json.dumps(session), ex=300)
         return session
 
-    urlpatterns.append(path("floor/bound", bound))
+    def csrf_bound(request: HttpRequest) -> JsonResponse:
+        """The floor plus what `GET auth/csrf` cannot leave out: the anon throttle counted per address (a
+        round trip), the cookie's secret masked into a token, and the cookie set again. Nothing else."""
+        count("anon", request.META["HTTP_X_FORWARDED_FOR"].rsplit(",", 1)[-1].strip())
+        secret = request.COOKIES.get(CSRF_COOKIE, "")
+        if len(secret) == 32:  # what CsrfViewMiddleware reads from a valid cookie
+            request.META["CSRF_COOKIE"] = secret
+        response = JsonResponse({"csrf_token": get_token(request)})
+        response.set_cookie(
+            CSRF_COOKIE, request.META["CSRF_COOKIE"], max_age=31449600, secure=True, samesite="Lax"
+        )
+        return response
+
+    urlpatterns += [path("floor/me-bound", me_bound), path("floor/csrf-bound", csrf_bound)]
 
 application = WSGIHandler()

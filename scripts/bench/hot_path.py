@@ -8,8 +8,9 @@ Targets, each through one nginx over TLS with a keepalive upstream, measured wit
   live       GET /api/v1/health/live
   csrf       GET /api/v1/auth/csrf
   me         GET /api/v1/auth/me, logged in
-  bound      the floor plus only the round trips and checks `me` needs (floor.py's ``bound``): the most
-             any `me` with the same guarantees could reach; native runs only
+  me-bound   the floor plus only the round trips and checks of a logged-in `me` (floor.py's ``me_bound``):
+             about the most any `me` with the same guarantees could reach; native runs only
+  csrf-bound the same for `csrf` (``csrf_bound``); native runs only
   nginx      nginx's own `return 200`
 Both apps run under gunicorn with the backend's config (config/gunicorn.py) and the same
 GUNICORN_WORKERS x GUNICORN_THREADS; the backend with production settings on a real PostgreSQL and Redis.
@@ -135,14 +136,21 @@ def session_headers(origin: str) -> dict[str, str]:
         return {"Cookie": cookie, "X-CSRFToken": csrf, "Origin": origin}
 
 
-def same_user(me_url: str, bound_url: str, headers: dict[str, str]) -> None:
-    """The bound must find the session and user `me` finds, or it measures a cheaper 401."""
+def check_bounds(targets: dict[str, str], headers: dict[str, str]) -> None:
+    """Each bound must do its endpoint's work, or it measures something cheaper: the me-bound finds the
+    session and user that `me` finds, and the csrf-bound masks the cookie's secret as `csrf` does."""
     transport = httpx.HTTPTransport(verify=False, local_address="127.0.0.1")
     with httpx.Client(transport=transport, timeout=30, headers=headers) as client:
-        me, bound = client.get(me_url), client.get(bound_url)
+        answers = {name: client.get(targets[name]) for name in ("me", "me-bound", "csrf", "csrf-bound")}
+    me, me_bound = answers["me"], answers["me-bound"]
     fields = ("id", "email", "first_name", "last_name")
-    if bound.status_code != 200 or [me.json()[f] for f in fields] != [bound.json()[f] for f in fields]:
-        sys.exit(f"bench: the bound does not answer as me does:\n{me.text}\n{bound.status_code} {bound.text}")
+    if me_bound.status_code != 200 or [me.json()[f] for f in fields] != [me_bound.json()[f] for f in fields]:
+        sys.exit(f"bench: the me-bound does not answer as me does:\n{me.text}\n{me_bound.text}")
+    csrf = [answers["csrf"], answers["csrf-bound"]]
+    cookies = [dict(answer.cookies) for answer in csrf]
+    tokens = [len(answer.json().get("csrf_token", "")) for answer in csrf]
+    if cookies[0] != cookies[1] or not cookies[0] or tokens != [64, 64]:
+        sys.exit(f"bench: the csrf-bound does not answer as csrf does:\n{cookies} {tokens}")
 
 
 def login_storm_script(directory: Path, headers: dict[str, str]) -> Path:
@@ -225,14 +233,14 @@ def report(results: dict[str, list[Result]]) -> None:
     floor = results["floor"]
     print()
     print(
-        f"{'target':<8} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99/floor':>9} {'errors':>7}"
+        f"{'target':<10} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99/floor':>9} {'errors':>7}"
     )
     for name, runs in results.items():
         rps = median(runs, "rps")
         p99 = median(runs, "p99_ms")
         errors = sum(result.errors for result in runs)
         print(
-            f"{name:<8} {rps:>9.0f} {round_ratio(runs, floor, 'rps'):>6.2f} {median(runs, 'p50_ms'):>8.1f}"
+            f"{name:<10} {rps:>9.0f} {round_ratio(runs, floor, 'rps'):>6.2f} {median(runs, 'p50_ms'):>8.1f}"
             f" {p99:>8.1f} {round_ratio(runs, floor, 'p99_ms'):>9.2f} {errors:>7}"
         )
 
@@ -288,7 +296,7 @@ http {{
             proxy_pass http://backend;
         }}
         location = /floor {{ proxy_pass http://floor; }}
-        location = /floor/bound {{ proxy_pass http://floor; }}
+        location ~ ^/floor/(?:me|csrf)-bound$ {{ proxy_pass http://floor; }}
         location = /nginx {{ default_type application/json; return 200 '{{"status":"ok"}}'; }}
     }}
 }}
@@ -466,7 +474,7 @@ def booted_prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
 
 
 def measure_all(
-    origin: str, bench_origin: str, directory: Path, args: argparse.Namespace, cpu: str, *, bound: bool
+    origin: str, bench_origin: str, directory: Path, args: argparse.Namespace, cpu: str, *, bounds: bool
 ) -> None:
     """Every target in turns, then `me` with and without a login storm."""
     say(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread) for both apps")
@@ -479,11 +487,12 @@ def measure_all(
         "csrf": f"{origin}/api/v1/auth/csrf",
         "me": f"{origin}/api/v1/auth/me",
         # The floor app in the compose stack has no database or Redis to reach.
-        **({"bound": f"{bench_origin}/floor/bound"} if bound else {}),
+        **({"csrf-bound": f"{bench_origin}/floor/csrf-bound"} if bounds else {}),
+        **({"me-bound": f"{bench_origin}/floor/me-bound"} if bounds else {}),
         "nginx": f"{bench_origin}/nginx",
     }
-    if bound:
-        same_user(targets["me"], targets["bound"], cookie_only)
+    if bounds:
+        check_bounds(targets, cookie_only)
     report(measure(targets, cookie_only, args.rounds, args.seconds, cpu))
 
     script = login_storm_script(directory, headers)
@@ -520,7 +529,7 @@ def main() -> None:
         if args.stack == "prod":
             say(f"{cpus} CPUs, shared by wrk and the containers within their compose CPU limits")
             with booted_prod_stack(directory) as (origin, bench_origin, env_file):
-                measure_all(origin, bench_origin, directory, args, cpu="", bound=False)
+                measure_all(origin, bench_origin, directory, args, cpu="", bounds=False)
                 memory = container_memory_mib(env_file)
                 backend = sum(mib for name, mib in memory.items() if "-backend-" in name)
                 print(f"backend container memory after the load: {backend:.0f} MiB")
@@ -531,7 +540,7 @@ def main() -> None:
         else:
             say("1 CPU, shared by every part")
         with native_stack(directory, app_cpu, other_cpu) as (origin, backend_pid):
-            measure_all(origin, origin, directory, args, other_cpu, bound=True)
+            measure_all(origin, origin, directory, args, other_cpu, bounds=True)
             pss = process_tree_pss_mib(backend_pid)
             print(f"backend memory after the load (PSS of gunicorn's master and workers): {pss:.0f} MiB")
 

@@ -7,8 +7,8 @@ Usage: backend/.venv/bin/python scripts/bench/request_cost.py [--profile NAME] [
 With production settings, for GET health/live, GET auth/csrf and GET auth/me (logged in), it prints the
 median time per call over rounds of N calls, and the round trips each call makes to PostgreSQL and
 Redis. --profile me prints a cProfile of `me` sorted by cumulative time. The floor (scripts/bench/floor.py,
-a bare Django view) and the bound (the floor plus only the round trips and checks `me` needs) are measured
-in a child process, since it configures Django differently.
+a bare Django view) and its bounds for `csrf` and `me` (the floor plus only the round trips and checks
+each needs) are measured in a child process, since it configures Django differently.
 """
 
 import argparse
@@ -174,22 +174,23 @@ def main() -> None:
             costs[name].append((time.perf_counter() - started) / args.calls)
             cpu[name].append((time.process_time() - started_cpu) / args.calls)
 
-    # The floor, and the bound (floor.py: the floor plus only what `me` cannot leave out), in a child with
-    # this process's environment: the same PostgreSQL, Redis, SECRET_KEY and session cookie.
+    # The floor and its bounds (floor.py: the floor plus only what `csrf` and `me` cannot leave out), in a
+    # child with this process's environment: the same PostgreSQL, Redis, SECRET_KEY and cookies.
     floor_targets = {
         "floor": {**wsgi_environ("/floor"), "wsgi.errors": None},
-        "bound": {**wsgi_environ("/floor/bound", cookie), "wsgi.errors": None},
+        "csrf-bound": {**wsgi_environ("/floor/csrf-bound", cookie), "wsgi.errors": None},
+        "me-bound": {**wsgi_environ("/floor/me-bound", cookie), "wsgi.errors": None},
     }
     floor_code = FLOOR.format(bench=str(ROOT / "scripts" / "bench"), targets=floor_targets, calls=args.calls)
     floor = subprocess.run([sys.executable, "-c", floor_code], capture_output=True, text=True, check=True)
     sys.stdout = sys.__stdout__
-    print(f"{'target':<8} {'wall':>9} {'CPU':>9} {'PostgreSQL':>11} {'Redis':>6}")
+    print(f"{'target':<10} {'wall':>9} {'CPU':>9} {'PostgreSQL':>11} {'Redis':>6}")
     for name, (wall, used, queries, redis_calls) in json.loads(floor.stdout).items():
-        print(f"{name:<8} {wall * 1e6:>7.0f}us {used * 1e6:>7.0f}us {queries:>11} {redis_calls:>6}")
+        print(f"{name:<10} {wall * 1e6:>7.0f}us {used * 1e6:>7.0f}us {queries:>11} {redis_calls:>6}")
     for name, values in costs.items():
         queries, redis_calls = round_trips[name]
         wall, used = statistics.median(values), statistics.median(cpu[name])
-        print(f"{name:<8} {wall * 1e6:>7.0f}us {used * 1e6:>7.0f}us {queries:>11} {redis_calls:>6}")
+        print(f"{name:<10} {wall * 1e6:>7.0f}us {used * 1e6:>7.0f}us {queries:>11} {redis_calls:>6}")
 
     if args.profile:
         profiler = cProfile.Profile(time.process_time)
