@@ -8,7 +8,8 @@ With production settings, for GET health/live, GET auth/csrf and GET auth/me (lo
 median time per call over rounds of N calls, and the round trips each call makes to PostgreSQL and
 Redis. --profile me prints a cProfile of `me` sorted by cumulative time. The floor (scripts/bench/floor.py,
 a bare Django view) and its bounds for `csrf` and `me` (the floor plus only the round trips and checks
-each needs) are measured in a child process, since it configures Django differently.
+each needs) are measured in a child process, since it configures Django differently; its rounds take
+turns with the backend's, so a busy spell of the machine hits both.
 """
 
 import argparse
@@ -30,8 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BACKEND = ROOT / "backend"
 sys.path.insert(0, str(BACKEND))
 
+# The child that serves the floor app: it warms up, prints each target's round trips, then measures one
+# round each time it reads a line, so its rounds take turns with the backend's.
 FLOOR = """
-import io, json, sys, time, statistics
+import io, json, sys, time
 sys.path.insert(0, {bench!r})
 from floor import application
 def start_response(status, headers, exc_info=None):
@@ -43,20 +46,19 @@ def caller(environ):
 targets = {{name: caller(environ) for name, environ in {targets!r}.items()}}
 from django.db import connections
 from request_cost import count_round_trips
-round_trips = count_round_trips(targets, connections["default"])
+print(json.dumps(count_round_trips(targets, connections["default"])), flush=True)
 for call in targets.values():
     for _ in range(200):
         call()
-costs = {{name: ([], []) for name in targets}}
-for _ in range(5):
+for _ in sys.stdin:
+    costs = {{}}
     for name, call in targets.items():
         started, started_cpu = time.perf_counter(), time.process_time()
         for _ in range({calls}):
             call()
-        costs[name][0].append((time.perf_counter() - started) / {calls})
-        costs[name][1].append((time.process_time() - started_cpu) / {calls})
-medians = {{name: [statistics.median(wall), statistics.median(cpu)] for name, (wall, cpu) in costs.items()}}
-print(json.dumps({{name: [*medians[name], *round_trips[name]] for name in targets}}))
+        wall, used = time.perf_counter() - started, time.process_time() - started_cpu
+        costs[name] = [wall / {calls}, used / {calls}]
+    print(json.dumps(costs), flush=True)
 """
 
 
@@ -164,15 +166,6 @@ def main() -> None:
     for call in targets.values():
         for _ in range(200):
             call()
-    costs: dict[str, list[float]] = {name: [] for name in targets}
-    cpu: dict[str, list[float]] = {name: [] for name in targets}
-    for _ in range(5):
-        for name, call in targets.items():
-            started, started_cpu = time.perf_counter(), time.process_time()
-            for _ in range(args.calls):
-                call()
-            costs[name].append((time.perf_counter() - started) / args.calls)
-            cpu[name].append((time.process_time() - started_cpu) / args.calls)
 
     # The floor and its bounds (floor.py: the floor plus only what `csrf` and `me` cannot leave out), in a
     # child with this process's environment: the same PostgreSQL, Redis, SECRET_KEY and cookies.
@@ -182,11 +175,31 @@ def main() -> None:
         "me-bound": {**wsgi_environ("/floor/me-bound", cookie), "wsgi.errors": None},
     }
     floor_code = FLOOR.format(bench=str(ROOT / "scripts" / "bench"), targets=floor_targets, calls=args.calls)
-    floor = subprocess.run([sys.executable, "-c", floor_code], capture_output=True, text=True, check=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", floor_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    round_trips = {**json.loads(child.stdout.readline()), **round_trips}
+    costs: dict[str, list[float]] = {name: [] for name in [*floor_targets, *targets]}
+    cpu: dict[str, list[float]] = {name: [] for name in costs}
+    for _ in range(5):
+        for name, call in targets.items():
+            started, started_cpu = time.perf_counter(), time.process_time()
+            for _ in range(args.calls):
+                call()
+            costs[name].append((time.perf_counter() - started) / args.calls)
+            cpu[name].append((time.process_time() - started_cpu) / args.calls)
+        child.stdin.write("\n")
+        child.stdin.flush()
+        for name, (wall, used) in json.loads(child.stdout.readline()).items():
+            costs[name].append(wall)
+            cpu[name].append(used)
+    child.stdin.close()
+    child.wait()
+
     sys.stdout = sys.__stdout__
     print(f"{'target':<10} {'wall':>9} {'CPU':>9} {'PostgreSQL':>11} {'Redis':>6}")
-    for name, (wall, used, queries, redis_calls) in json.loads(floor.stdout).items():
-        print(f"{name:<10} {wall * 1e6:>7.0f}us {used * 1e6:>7.0f}us {queries:>11} {redis_calls:>6}")
     for name, values in costs.items():
         queries, redis_calls = round_trips[name]
         wall, used = statistics.median(values), statistics.median(cpu[name])
