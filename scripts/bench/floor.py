@@ -75,17 +75,16 @@ if BOUND:
     from django.middleware.csrf import get_token
     from django.utils.crypto import constant_time_compare, salted_hmac
 
+    from core.cache import COUNT_SCRIPT
+
     # The production settings' names and keys (config/settings/prod.py and base.py, cached_db sessions,
     # django-redis's "<KEY_PREFIX>:<version>:<key>", core.rate_limit's windows of the user and anon
-    # throttles), kept in step by hand: a stale session name or key makes the bound answer 401, which
-    # hot_path.py refuses before it measures, and the bounds count into the very windows the endpoints do.
+    # throttles), kept in step by hand. A stale session name or key makes the bound answer 401, which
+    # hot_path.py refuses before it measures; a stale counter key is not caught (it costs the same).
     SESSION_COOKIE = "__Host-sessionid"
     CSRF_COOKIE = "__Host-csrftoken"
     SESSION_KEY = "backend:1:django.contrib.sessions.cached_db{}"
     COUNTER_KEY = "backend:1:rate:throttle:{}:{}:{}"
-    COUNT = (
-        "local count = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') return count"
-    )
     SESSION_ROW = "SELECT session_data FROM django_session WHERE session_key = %s AND expire_date > now()"
     SESSION_SALT = "django.contrib.sessions.SessionStore"
     USER = (
@@ -93,7 +92,7 @@ if BOUND:
         " FROM accounts_user WHERE id = %s"
     )
     REDIS = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=0.5)
-    COUNT_SHA = REDIS.script_load(COUNT)
+    COUNT_SHA = REDIS.script_load(COUNT_SCRIPT)
 
     def count(scope: str, ident: str) -> None:
         """One request counted in the throttle's window of the minute, as core.rate_limit does."""
