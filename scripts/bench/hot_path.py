@@ -45,6 +45,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import prod_stack
@@ -119,10 +120,15 @@ def pinned(cpu: str) -> list[str]:
 # ---------------------------------------------------------------- a session, from the outside
 
 
+def local_client(**options: Any) -> httpx.Client:
+    """A client of the benchmark's nginx on 127.0.0.1, which accepts its throwaway certificate."""
+    transport = httpx.HTTPTransport(verify=False, local_address="127.0.0.1")
+    return httpx.Client(transport=transport, **options)
+
+
 def session_headers(origin: str) -> dict[str, str]:
     """Signs a benchmark user up through nginx; the Cookie header of its session, and the CSRF header."""
-    transport = httpx.HTTPTransport(verify=False, local_address="127.0.0.1")
-    with httpx.Client(base_url=origin, transport=transport, timeout=30) as client:
+    with local_client(base_url=origin, timeout=30) as client:
         token = client.get("/api/v1/auth/csrf").json()["csrf_token"]
         email = f"bench-{secrets.token_hex(4)}@example.com"
         response = client.post(
@@ -139,8 +145,7 @@ def session_headers(origin: str) -> dict[str, str]:
 def check_bounds(targets: dict[str, str], headers: dict[str, str]) -> None:
     """Each bound must do its endpoint's work, or it measures something cheaper: the me-bound finds the
     session and user that `me` finds, and the csrf-bound masks the cookie's secret as `csrf` does."""
-    transport = httpx.HTTPTransport(verify=False, local_address="127.0.0.1")
-    with httpx.Client(transport=transport, timeout=30, headers=headers) as client:
+    with local_client(timeout=30, headers=headers) as client:
         answers = {name: client.get(targets[name]) for name in ("me", "me-bound", "csrf", "csrf-bound")}
     me, me_bound = answers["me"], answers["me-bound"]
     fields = ("id", "email", "first_name", "last_name")
@@ -406,8 +411,7 @@ def native_stack(directory: Path, app_cpu: str, other_cpu: str) -> Iterator[tupl
 
 def wait_until_up(*urls: str, seconds: float = 120, log: Path | None = None) -> None:
     deadline = time.monotonic() + seconds
-    transport = httpx.HTTPTransport(verify=False, local_address="127.0.0.1")
-    with httpx.Client(transport=transport, timeout=5) as client:
+    with local_client(timeout=5) as client:
         for url in urls:
             while True:
                 with contextlib.suppress(httpx.HTTPError):
