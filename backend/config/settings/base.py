@@ -257,6 +257,9 @@ if TRUSTED_PROXY_COUNT > 0:
 
 # Bodies larger than this are refused with 413 REQUEST_TOO_LARGE (nginx's client_max_body_size matches).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# JSON bodies nested deeper than this many arrays and objects are refused with 400 PARSE_ERROR before they
+# are parsed (core.parsers; docs/decisions.md, "JSON nesting").
+JSON_MAX_DEPTH = 64
 
 APPEND_SLASH = False
 

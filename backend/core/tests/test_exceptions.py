@@ -16,7 +16,7 @@ from core import errors, health
 from core.errors import ErrorCode
 from core.exceptions import RequestTooLarge
 from core.logging import RequestContextFilter
-from core.parsers import JSONParser
+from core.parsers import JSONParser, nesting_exceeds
 from core.tests.urls import CRASH_MESSAGE
 from testing import SpaClient, assert_error, with_throttle_rates
 
@@ -396,11 +396,66 @@ def test_an_unreachable_dependency_outside_drf_is_503_under_api(db, dependency):
     assert_unavailable(client.get(f"/api/test/plain-dependency-down/{dependency}"))
 
 
-@pytest.mark.parametrize("depth", [1_000, 100_000])
-def test_deeply_nested_json_is_a_parse_error(client, caplog, depth):
-    body = '{"email": ' + "[" * depth + "]" * depth + ', "password": "x"}'
+def nested(depth: int) -> str:
+    """A login body whose arrays and objects nest `depth` levels (the body's object is the first)."""
+    return '{"email": ' + "[" * (depth - 1) + "]" * (depth - 1) + ', "password": "x"}'
 
-    response = client.post(LOGIN, body, content_type="application/json")
 
-    assert "nested too deeply" in error_body(response, errors.PARSE_ERROR)["message"]
+def test_json_nested_to_the_limit_reaches_validation(client, settings):
+    response = client.post(LOGIN, nested(settings.JSON_MAX_DEPTH), content_type="application/json")
+
+    assert "email" in error_body(response, errors.VALIDATION_ERROR)["details"]
+
+
+@pytest.mark.parametrize("extra", [1, 1_000, 100_000])
+def test_json_nested_past_the_limit_is_a_parse_error_that_never_reaches_the_parser(
+    client, caplog, settings, monkeypatch, extra
+):
+    parsed = []
+    monkeypatch.setattr("rest_framework.parsers.json.load", lambda *args, **kwargs: parsed.append(args) or {})
+
+    response = client.post(LOGIN, nested(settings.JSON_MAX_DEPTH + extra), content_type="application/json")
+
+    body = error_body(response, errors.PARSE_ERROR)
+    assert body["message"] == (
+        f"JSON parse error - nested too deeply (more than {settings.JSON_MAX_DEPTH} levels)."
+    )
+    assert parsed == []
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("1", 0),
+        ('"[[[["', 0),
+        ("[]", 1),
+        ('{"a": [{"b": []}]}', 4),
+        ("[[], [[]], []]", 3),
+        (r'["]]]", ["\\"]]', 2),
+        (r'["\\", "[[[[[[", [[]]]', 3),
+        (r'["a\"[[["]', 1),
+        ("[" * 10 + "]" * 10, 10),
+    ],
+)
+def test_nesting_is_counted_outside_strings(text, depth):
+    assert json.loads(text) is not None
+    assert not nesting_exceeds(text, depth)
+    if depth:
+        assert nesting_exceeds(text, depth - 1)
+
+
+def test_nesting_after_a_syntax_error_still_counts():
+    assert nesting_exceeds('{"a": x' + "[" * 10 + "]" * 10 + "}", 4)
+
+
+def test_brackets_in_strings_do_not_count(client, db):
+    response = client.post(LOGIN, {"email": "[" * 200, "password": '"]\\' + "{" * 1_000})
+
+    error_body(response, errors.INVALID_CREDENTIALS)
+
+
+def test_a_body_that_is_not_utf8_is_a_parse_error(client):
+    response = client.post(LOGIN, b'{"email": "\xff", "password": "x"}', content_type="application/json")
+
+    error_body(response, errors.PARSE_ERROR)
