@@ -412,7 +412,12 @@ def test_json_nested_past_the_limit_is_a_parse_error_that_never_reaches_the_pars
     client, caplog, settings, monkeypatch, extra
 ):
     parsed = []
-    monkeypatch.setattr("rest_framework.parsers.json.load", lambda *args, **kwargs: parsed.append(args) or {})
+
+    def load(*args, **kwargs):
+        parsed.append(args)
+        return {}
+
+    monkeypatch.setattr("rest_framework.parsers.json.load", load)
 
     response = client.post(LOGIN, nested(settings.JSON_MAX_DEPTH + extra), content_type="application/json")
 
