@@ -90,24 +90,7 @@ def check_deployment(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[C
                 id="core.E006",
             )
         )
-    for cookie in ("SESSION", "CSRF"):
-        name = getattr(settings, f"{cookie}_COOKIE_NAME")
-        secure, path = (
-            getattr(settings, f"{cookie}_COOKIE_SECURE"),
-            getattr(settings, f"{cookie}_COOKIE_PATH"),
-        )
-        if name.startswith("__Host-") and not (
-            secure and path == "/" and not getattr(settings, f"{cookie}_COOKIE_DOMAIN")
-        ):
-            problems.append(
-                Error(
-                    f"{cookie}_COOKIE_NAME {name!r} has the __Host- prefix, so browsers drop the cookie "
-                    "unless it is Secure, on Path=/ and without a Domain.",
-                    hint=f"Set {cookie}_COOKIE_SECURE = True, {cookie}_COOKIE_PATH = '/' and no "
-                    f"{cookie}_COOKIE_DOMAIN, or drop the prefix.",
-                    id="core.E007",
-                )
-            )
+    problems += _cookie_problems()
     if settings.SECURE_PROXY_SSL_HEADER and settings.TRUSTED_PROXY_COUNT == 0:
         problems.append(
             Warning(
@@ -115,6 +98,67 @@ def check_deployment(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[C
                 "client would share the proxy's address and one throttle bucket.",
                 hint="Set TRUSTED_PROXY_COUNT to the number of proxies in front of the app (1 for nginx).",
                 id="core.W001",
+            )
+        )
+    return problems
+
+
+# The CSRF cookie's name is the SPA contract's (SYSTEM_CONTEXT.md: "retrieve the csrftoken cookie"), in
+# every environment, so it cannot carry the __Host- prefix. What the prefix bought is kept by its other
+# means: the cookie is host-only (no Domain, so a sibling subdomain's cookie is never this one), Secure
+# in production (Django's security.W016), SameSite, and an unsafe request over HTTPS must come from a
+# trusted origin (Django's Origin check) that is named exactly, never a wildcard that would trust a
+# sibling subdomain (docs/decisions.md, "The CSRF cookie keeps its name").
+CSRF_COOKIE_CONTRACT_NAME = "csrftoken"
+
+
+def _cookie_problems() -> list[CheckMessage]:
+    def error(message: str, fix: str) -> Error:
+        return Error(message, hint=f"Set {fix}.", id="core.E007")
+
+    problems: list[CheckMessage] = []
+    session = settings.SESSION_COOKIE_NAME
+    if session.startswith("__Host-") and not (
+        settings.SESSION_COOKIE_SECURE
+        and settings.SESSION_COOKIE_PATH == "/"
+        and not settings.SESSION_COOKIE_DOMAIN
+    ):
+        problems.append(
+            error(
+                f"SESSION_COOKIE_NAME {session!r} has the __Host- prefix, so browsers drop the cookie "
+                "unless it is Secure, on Path=/ and without a Domain.",
+                "SESSION_COOKIE_SECURE = True, SESSION_COOKIE_PATH = '/' and no SESSION_COOKIE_DOMAIN",
+            )
+        )
+    if settings.CSRF_COOKIE_NAME != CSRF_COOKIE_CONTRACT_NAME:
+        problems.append(
+            error(
+                f"CSRF_COOKIE_NAME is {settings.CSRF_COOKIE_NAME!r}: a SPA reads the CSRF cookie by the "
+                f"name the API contract gives, {CSRF_COOKIE_CONTRACT_NAME!r}.",
+                f"CSRF_COOKIE_NAME = {CSRF_COOKIE_CONTRACT_NAME!r}",
+            )
+        )
+    if settings.CSRF_COOKIE_DOMAIN:
+        problems.append(
+            error(
+                "CSRF_COOKIE_DOMAIN is set: the CSRF cookie must be host-only, or subdomains share it.",
+                "no CSRF_COOKIE_DOMAIN",
+            )
+        )
+    if settings.CSRF_COOKIE_SAMESITE not in ("Lax", "Strict"):
+        problems.append(
+            error(
+                f"CSRF_COOKIE_SAMESITE is {settings.CSRF_COOKIE_SAMESITE!r}, not Lax or Strict.",
+                "CSRF_COOKIE_SAMESITE = 'Lax'",
+            )
+        )
+    wildcards = [origin for origin in settings.CSRF_TRUSTED_ORIGINS if "*" in origin]
+    if wildcards:
+        problems.append(
+            error(
+                f"CSRF_TRUSTED_ORIGINS has wildcards ({', '.join(wildcards)}): every subdomain, and "
+                "whoever controls one, could send unsafe requests.",
+                "exact origins in CSRF_TRUSTED_ORIGINS",
             )
         )
     return problems

@@ -25,6 +25,10 @@ access_logger = logging.getLogger("core.access")
 disallowed_host_logger = logging.getLogger("django.security.DisallowedHost")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# The production CSRF cookie's name until 0.2: a browser that still holds it is told to drop it, so that
+# a SPA built then, which reads this name first, finds the csrftoken cookie Django checks instead of a
+# stale token (CHANGELOG, 0.3.0's Upgrading). To go once such cookies have expired (a year after 0.3.0).
+FORMER_CSRF_COOKIE = "__Host-csrftoken"
 # The container's host name (Docker's default: the container id), in each access line, so that the
 # logs of several backend containers, or of a Swarm service's replicas, say which one served a request.
 HOSTNAME = socket.gethostname()
@@ -61,6 +65,7 @@ class RequestMiddleware:
     - API responses marked `Cache-Control: no-store`: they carry user data (the user, the CSRF token,
       errors about an account), which no browser or proxy cache may keep. Views that allow caching set
       their own Cache-Control;
+    - the CSRF cookie of 0.2's production settings deleted where a browser still sends it;
     - one access line when the response is ready.
     """
 
@@ -77,6 +82,8 @@ class RequestMiddleware:
             response[REQUEST_ID_HEADER] = current_id
             if request.path.startswith("/api/") and not response.has_header("Cache-Control"):
                 response["Cache-Control"] = "no-store"
+            if FORMER_CSRF_COOKIE in request.COOKIES:
+                response.delete_cookie(FORMER_CSRF_COOKIE, samesite="Lax")  # Secure: its prefix says so
             self.log(request, response, started)
             return response
         finally:

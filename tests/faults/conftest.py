@@ -47,7 +47,7 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ca_file=directory / "certs" / "ca.pem",
         certificate=directory / "certs" / "fullchain.pem",
         env_file=env_file,
-        cookie_prefix="__Host-",
+        session_cookie="__Host-sessionid",
     )
     stack.down()
     try:

@@ -20,22 +20,18 @@ export function readCookie(name) {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
-// Django's CSRF cookie: __Host-csrftoken in production (the prefix makes browsers refuse one that
-// another subdomain sets), csrftoken in development. Its name and value, or null if this page has none.
+// Django's CSRF cookie, csrftoken: the API contract's name, the same in every environment. Its value,
+// or null if this page cannot see it (a page on another host than the API's).
 export function csrfCookie() {
-  for (const name of ['__Host-csrftoken', 'csrftoken']) {
-    const value = readCookie(name);
-    if (value !== null) return { name, value };
-  }
-  return null;
+  return readCookie('csrftoken');
 }
 
-// CSRF bootstrap. GET auth/csrf sets the CSRF cookie and returns a token for it. The token rotates
-// at login, signup and logout, so it is read from the cookie again for every unsafe request. A page
-// on another host than the API (app.example.com, api.example.com) cannot see the API's cookie and
-// sends the token from the response body instead.
+// CSRF bootstrap. GET auth/me (the session check on load) and GET auth/csrf set the CSRF cookie. The
+// token rotates at login, signup and logout, so it is read from the cookie again for every unsafe
+// request. A page on another host than the API (app.example.com, api.example.com) cannot see the
+// API's cookie and sends the token from auth/csrf's response body instead.
 async function csrfToken(fetchCsrf) {
-  return csrfCookie()?.value ?? (await fetchCsrf()).csrf_token;
+  return csrfCookie() ?? (await fetchCsrf()).csrf_token;
 }
 
 export function fetchClient(apiOrigin, { onUnauthorized }) {
@@ -68,19 +64,15 @@ export function axiosClient(apiOrigin, { onUnauthorized }) {
   const http = axios.create({
     baseURL: `${apiOrigin}/api/v1`,
     withCredentials: true, // send and store the session and CSRF cookies across origins
-    xsrfHeaderName: 'X-CSRFToken', // Django's name; axios's default is X-XSRF-TOKEN
+    xsrfCookieName: 'csrftoken', // Django's names; axios's defaults are XSRF-TOKEN
+    xsrfHeaderName: 'X-CSRFToken', // and X-XSRF-TOKEN
     withXSRFToken: true, // axios >= 1.6 sends the header to another origin only with this;
     // it goes with every request of this instance, so the instance is for the API only.
   });
   http.interceptors.request.use(async (config) => {
-    if (!UNSAFE.has(config.method.toUpperCase())) return config;
-    const cookie = csrfCookie();
-    if (cookie) {
-      // axios copies the cookie into the header itself once it knows the name (default XSRF-TOKEN).
-      config.xsrfCookieName = cookie.name;
-    } else {
-      config.headers.set('X-CSRFToken', await csrfToken(async () => (await http.get('/auth/csrf')).data));
-    }
+    // axios copies the cookie into the header itself where the page can read it.
+    if (!UNSAFE.has(config.method.toUpperCase()) || csrfCookie() !== null) return config;
+    config.headers.set('X-CSRFToken', await csrfToken(async () => (await http.get('/auth/csrf')).data));
     return config;
   });
   http.interceptors.response.use(

@@ -15,12 +15,12 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "content-security-policy": "frame-ancestors 'none'",
 }
-# The CSRF cookie of the production settings and of the local ones.
-CSRF_COOKIES = ("__Host-csrftoken", "csrftoken")
+# The CSRF cookie: the API contract's name, in every stack.
+CSRF_COOKIE = "csrftoken"
 
 
 def csrf_cookie(client: httpx.Client) -> str | None:
-    return next((client.cookies[name] for name in CSRF_COOKIES if name in client.cookies), None)
+    return client.cookies.get(CSRF_COOKIE)
 
 
 def csrf_headers(client: httpx.Client, origin: str) -> dict[str, str]:

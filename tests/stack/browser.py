@@ -17,7 +17,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from .api import PASSWORD, new_email
+from .api import CSRF_COOKIE, PASSWORD, new_email
 from .stacks import ARTIFACTS, REPO, Stack
 
 SPA_DIRECTORY = REPO / "tests" / "spa"
@@ -206,19 +206,20 @@ def reload_logout_login(page: Page, cookie_origin: str, email: str, user_id: str
     assert me_status(page) == 200
 
 
-def assert_session_cookie_flags(held: dict[str, dict[str, Any]], *, secure: bool, prefix: str = "") -> None:
-    """The flags of the session and CSRF cookies the browser holds (named with ``prefix``, __Host- in
-    production): both SameSite=Lax and Secure over HTTPS; the session cookie HttpOnly, the CSRF cookie
-    readable by the SPA; with __Host-, both on Path=/."""
-    session, csrf = f"{prefix}sessionid", f"{prefix}csrftoken"
+def assert_session_cookie_flags(
+    held: dict[str, dict[str, Any]], *, secure: bool, session: str = "sessionid"
+) -> None:
+    """The flags of the session and CSRF cookies the browser holds (the session's is __Host-sessionid in
+    production, the CSRF cookie csrftoken everywhere): both SameSite=Lax and Secure over HTTPS, and
+    host-only on Path=/; the session cookie HttpOnly, the CSRF cookie readable by the SPA."""
+    csrf = CSRF_COOKIE
     assert set(held) == {session, csrf}
     assert held[session]["httpOnly"] is True
     assert held[csrf]["httpOnly"] is False
     for name in (session, csrf):
         assert held[name]["secure"] is secure, name
         assert held[name]["sameSite"] == "Lax", name
-        if prefix == "__Host-":
-            assert held[name]["path"] == "/", name
+        assert held[name]["path"] == "/", name
 
 
 def admin_login(context: BrowserContext, stack: Stack, email: str) -> Page:

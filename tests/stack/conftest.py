@@ -130,7 +130,7 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
         ca_file=directory / "certs" / "ca.pem",
         certificate=directory / "certs" / "fullchain.pem",
         env_file=env_file,
-        cookie_prefix="__Host-",
+        session_cookie="__Host-sessionid",
     )
     with phase("prod: remove leftovers"):
         stack.down()
@@ -185,7 +185,7 @@ def swarm_stack(workdir: Path) -> Iterator[SwarmStack]:
         ca_file=directory / "certs" / "ca.pem",
         certificate=directory / "certs" / "fullchain.pem",
         env_file=env_file,
-        cookie_prefix="__Host-",
+        session_cookie="__Host-sessionid",
     )
     state, node, labels = swarm_node()
     made_here = state != "active" or MADE_BY_THE_STACK_TEST in labels

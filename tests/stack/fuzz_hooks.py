@@ -21,7 +21,7 @@ import schemathesis
 ORIGIN = os.environ["FUZZ_ORIGIN"]
 CA_FILE = os.environ["FUZZ_CA_FILE"]
 SESSION_COOKIE = "__Host-sessionid"
-CSRF_COOKIE = "__Host-csrftoken"
+CSRF_COOKIE = "csrftoken"
 PASSWORD = "correct horse battery staple 42"  # noqa: S105 (a test account)
 
 

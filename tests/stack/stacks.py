@@ -111,16 +111,9 @@ class Stack:
     env_file: Path | None = None
     # The dev stack's mail catcher (MailDev): its web UI and REST API.
     mail_ui_port: int | None = None
-    # Production settings name the session and CSRF cookies __Host-sessionid and __Host-csrftoken.
-    cookie_prefix: str = ""
-
-    @property
-    def session_cookie(self) -> str:
-        return f"{self.cookie_prefix}sessionid"
-
-    @property
-    def csrf_cookie(self) -> str:
-        return f"{self.cookie_prefix}csrftoken"
+    # Production settings name the session cookie __Host-sessionid; the CSRF cookie is the API
+    # contract's csrftoken everywhere (api.CSRF_COOKIE).
+    session_cookie: str = "sessionid"
 
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None

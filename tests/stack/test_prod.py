@@ -10,6 +10,7 @@ import warnings
 import pytest
 
 from .api import (
+    CSRF_COOKIE,
     PASSWORD,
     assert_security_headers_once,
     csrf_headers,
@@ -113,7 +114,8 @@ def test_signup_me_logout_me_with_secure_cookies(prod_stack):
         csrf = client.get("/api/v1/auth/csrf")
         assert csrf.status_code == 200
         assert csrf.http_version == "HTTP/2"
-        csrf_cookie = set_cookies(csrf)[prod_stack.csrf_cookie]
+        # The API contract's name, as in development.
+        csrf_cookie = set_cookies(csrf)[CSRF_COOKIE]
         assert csrf_cookie["secure"] is True
         assert csrf_cookie["samesite"] == "Lax"
         assert not csrf_cookie["httponly"], "the SPA must read the CSRF cookie"
@@ -124,12 +126,10 @@ def test_signup_me_logout_me_with_secure_cookies(prod_stack):
         assert session_cookie["secure"] is True
         assert session_cookie["httponly"] is True
         assert session_cookie["samesite"] == "Lax"
-        # __Host- cookies: browsers take them only so, and no sibling subdomain can set them.
-        for name, cookie in (
-            (prod_stack.csrf_cookie, csrf_cookie),
-            (prod_stack.session_cookie, session_cookie),
-        ):
-            assert name.startswith("__Host-")
+        # The session cookie is __Host-: browsers take it only so, and no sibling subdomain can set it.
+        # The CSRF cookie is host-only on Path=/ too, without the prefix.
+        assert prod_stack.session_cookie.startswith("__Host-")
+        for name, cookie in ((CSRF_COOKIE, csrf_cookie), (prod_stack.session_cookie, session_cookie)):
             assert (cookie["path"], cookie["domain"]) == ("/", ""), name
 
         assert me(client).json()["email"] == FIRST_USER

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
-from .api import PASSWORD, new_email, signup
+from .api import CSRF_COOKIE, PASSWORD, new_email, signup
 from .browser import (
     SPA_DIRECTORY,
     TRANSPORTS,
@@ -29,6 +29,7 @@ from .browser import (
     sign_up,
     submit,
 )
+from .spec_client import assert_the_spec_contract_holds
 from .stacks import API_HOST, PROD_SPA_PORT, SPA_HOST, Stack
 
 # An origin of the same site that is not in CORS_ALLOWED_ORIGINS, and a page of another site.
@@ -73,18 +74,56 @@ def test_signup_reload_logout_login_from_another_origin(context, prod_stack, spa
     screenshot(page, f"spa-prod-{transport}-logged-in")
 
     held = cookies(context, prod_stack.origin)
-    assert_session_cookie_flags(held, secure=True, prefix=prod_stack.cookie_prefix)
+    assert_session_cookie_flags(held, secure=True, session=prod_stack.session_cookie)
     # Host-only cookies (no Domain attribute), shared by the ports of localhost.
     assert {name: cookie["domain"] for name, cookie in held.items()} == {
         prod_stack.session_cookie: "localhost",
-        prod_stack.csrf_cookie: "localhost",
+        CSRF_COOKIE: "localhost",
     }
     # The browser keeps the session cookie from scripts, not the CSRF cookie.
     visible = page.evaluate("document.cookie")
-    assert f"{prod_stack.csrf_cookie}=" in visible
+    assert f"{CSRF_COOKIE}=" in visible
     assert "sessionid" not in visible
 
     reload_logout_login(page, prod_stack.origin, email, user_id)
+
+
+def test_a_spa_written_from_the_spec_works_against_the_production_stack(context, prod_stack, spa_origin):
+    """The same checks as against the dev stack (test_spa_dev.py) and the Swarm stack (test_swarm.py),
+    from a page of another port of the API's host, which can read its cookies."""
+    assert_the_spec_contract_holds(context, f"{spa_origin}/spec.html?api={prod_stack.origin}")
+
+
+def test_a_browser_holding_the_csrf_cookie_of_0_2_keeps_working(context, prod_stack, spa_origin):
+    """Until 0.2 the production CSRF cookie was __Host-csrftoken, and the SPA of that time read that name
+    first. A browser that still holds it, logged in, loads such a SPA: the session check on load drops
+    the old cookie, and the SPA's next POST sends the csrftoken Django checks."""
+    page = logged_in(context, spa_origin, prod_stack)
+    context.add_cookies(
+        [
+            {
+                "name": "__Host-csrftoken",
+                "value": "0" * 32,
+                "url": prod_stack.origin,
+                "secure": True,
+                "sameSite": "Lax",
+            }
+        ]
+    )
+    assert me_status(page) == 200  # the SPA's load, with both cookies
+    assert "__Host-csrftoken" not in cookies(context, prod_stack.origin)
+    status, body = page.evaluate(
+        """async api => {
+             const read = (name) => document.cookie.match(new RegExp(`(?:^|; )${name}=([^;]*)`))?.[1];
+             const token = read('__Host-csrftoken') ?? read('csrftoken');  // 0.2's api.js
+             const response = await fetch(`${api}/api/v1/auth/me`, {
+               method: 'PATCH', credentials: 'include', body: JSON.stringify({first_name: 'Upgraded'}),
+               headers: {'Content-Type': 'application/json', 'X-CSRFToken': token}});
+             return [response.status, await response.json()];
+           }""",
+        prod_stack.origin,
+    )
+    assert (status, body.get("first_name")) == (200, "Upgraded"), body
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -98,10 +137,10 @@ def test_the_production_layout_spa_and_api_on_two_hosts_of_one_domain(
     email, user_id = sign_up(page)
 
     held = cookies(context, api_origin)
-    assert_session_cookie_flags(held, secure=True, prefix=prod_stack.cookie_prefix)
+    assert_session_cookie_flags(held, secure=True, session=prod_stack.session_cookie)
     assert {name: cookie["domain"] for name, cookie in held.items()} == {
         prod_stack.session_cookie: API_HOST,
-        prod_stack.csrf_cookie: API_HOST,
+        CSRF_COOKIE: API_HOST,
     }
     assert page.evaluate("document.cookie") == ""
 
@@ -182,7 +221,7 @@ def forged_form_page(directory: Path, action: str, fields: dict[str, str]) -> No
 <form method="post" action="{action}">{inputs}
 <input type="hidden" name="csrfmiddlewaretoken" id="token"><button>Win a prize</button></form>
 <script>
-  const match = document.cookie.match(/(?:^|; )(?:__Host-)?csrftoken=([^;]*)/);
+  const match = document.cookie.match(/(?:^|; )csrftoken=([^;]*)/);
   document.getElementById('token').value = match ? match[1] : '';
 </script>"""
     )
@@ -244,7 +283,7 @@ def test_an_unsafe_request_without_the_csrf_header_is_rejected(context, prod_sta
         "axios": """async api => {
                       const {default: axios} = await import('axios');
                       const http = axios.create({baseURL: `${api}/api/v1`, withCredentials: true,
-                          xsrfCookieName: '__Host-csrftoken', xsrfHeaderName: 'X-CSRFToken'});
+                          xsrfCookieName: 'csrftoken', xsrfHeaderName: 'X-CSRFToken'});
                       return http.post('/auth/logout').then(
                           response => [response.status, response.data],
                           error => [error.response.status, error.response.data]);

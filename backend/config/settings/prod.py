@@ -29,9 +29,10 @@ SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 # The __Host- prefix makes browsers accept the cookie only with Secure, Path=/ and no Domain, so a
-# sibling subdomain (or a man in the middle over plain HTTP) cannot plant a session or a CSRF token.
+# sibling subdomain (or a man in the middle over plain HTTP) cannot plant a session. No SPA reads it.
+# The CSRF cookie keeps the name every SPA reads, csrftoken, as in every environment (core.E007 says
+# what protects it instead of the prefix).
 SESSION_COOKIE_NAME = "__Host-sessionid"
-CSRF_COOKIE_NAME = "__Host-csrftoken"
 
 # nginx sends Strict-Transport-Security on every response, error pages included, so Django does not.
 SILENCED_SYSTEM_CHECKS = ["security.W004"]

@@ -131,7 +131,8 @@ def test_prod_starts_with_every_required_variable_and_is_hardened():
     assert values["CSRF_COOKIE_SECURE"] is True
     assert values["SESSION_COOKIE_HTTPONLY"] is True
     assert values["SESSION_COOKIE_NAME"] == "__Host-sessionid"
-    assert values["CSRF_COOKIE_NAME"] == "__Host-csrftoken"
+    # The name every SPA reads (the spec's), as in development.
+    assert values["CSRF_COOKIE_NAME"] == "csrftoken"
     assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert values["SECURE_SSL_REDIRECT"] is True
     assert values["CORS_ALLOWED_ORIGINS"] == ["https://app.example.com"]

@@ -180,21 +180,42 @@ def test_e006_process_local_cache(production_like, backend):
     assert isinstance(messages[0], Error)
 
 
-@pytest.mark.parametrize("cookie", ["SESSION", "CSRF"])
 @pytest.mark.parametrize(
     "unfit",
     [{"SECURE": False}, {"PATH": "/api/"}, {"DOMAIN": "example.com"}],
     ids=["not-secure", "path", "domain"],
 )
-def test_e007_host_prefixed_cookie_that_browsers_would_drop(production_like, cookie, unfit):
+def test_e007_host_prefixed_session_cookie_that_browsers_would_drop(production_like, unfit):
     production_like.SESSION_COOKIE_NAME = "__Host-sessionid"
-    production_like.CSRF_COOKIE_NAME = "__Host-csrftoken"
-    production_like.SESSION_COOKIE_SECURE = production_like.CSRF_COOKIE_SECURE = True
+    production_like.SESSION_COOKIE_SECURE = True
     assert check_deployment(None) == []
     for attribute, value in unfit.items():
-        setattr(production_like, f"{cookie}_COOKIE_{attribute}", value)
+        setattr(production_like, f"SESSION_COOKIE_{attribute}", value)
 
     assert ids(check_deployment(None)) == ["core.E007"]
+
+
+@pytest.mark.parametrize(
+    "unfit",
+    [
+        {"CSRF_COOKIE_NAME": "__Host-csrftoken"},
+        {"CSRF_COOKIE_NAME": "XSRF-TOKEN"},
+        {"CSRF_COOKIE_DOMAIN": ".example.com"},
+        {"CSRF_COOKIE_SAMESITE": "None"},
+        {"CSRF_COOKIE_SAMESITE": False},
+        {"CSRF_TRUSTED_ORIGINS": ["https://app.example.com", "https://*.example.com"]},
+    ],
+    ids=["host-prefix", "other-name", "domain", "samesite-none", "no-samesite", "wildcard-origin"],
+)
+def test_e007_a_csrf_cookie_off_the_contract_or_weaker_than_host_only(production_like, unfit):
+    assert check_deployment(None) == []
+    for name, value in unfit.items():
+        setattr(production_like, name, value)
+
+    [message] = check_deployment(None)
+
+    assert message.id == "core.E007"
+    assert isinstance(message, Error)
 
 
 def test_w001_behind_a_tls_proxy_without_trusted_proxies(production_like):

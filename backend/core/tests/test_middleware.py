@@ -296,3 +296,23 @@ def test_a_foreign_host_is_refused_before_health_live_answers(client):
     response = client.get(LIVE, HTTP_HOST="evil.example.com")
 
     assert_error(response, 400, "BAD_REQUEST")
+
+
+# ---------------------------------------------------------------- the CSRF cookie's former name
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/auth/me", "/api/v1/auth/csrf", "/admin/login/"])
+def test_a_browser_holding_the_former_csrf_cookie_is_told_to_drop_it(client, path):
+    client.cookies["__Host-csrftoken"] = "a" * 32
+
+    response = client.get(path)
+
+    dropped = response.cookies["__Host-csrftoken"]
+    assert (dropped.value, dropped["max-age"], dropped["path"]) == ("", 0, "/")
+    assert dropped["secure"] is True  # a browser takes a __Host- cookie, and so its deletion, only so
+
+
+@pytest.mark.django_db
+def test_a_browser_without_it_gets_no_deletion(client):
+    assert "__Host-csrftoken" not in client.get("/api/v1/auth/csrf").cookies
