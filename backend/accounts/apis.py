@@ -1,11 +1,11 @@
 """The /api/v1/auth/ endpoints. Each view validates its input, calls one service, and returns the output
 serializer's data; errors are raised and shaped by core.exceptions."""
 
-from typing import cast
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -135,6 +135,14 @@ class UserMeApi(DirectGetMixin, APIView):
     class UpdateInputSerializer(StrictInputSerializer):
         first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
         last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+    # The session check a SPA makes on load also sets the csrftoken cookie when the browser has none,
+    # whatever the answer (a 401 included): a SPA that follows the API contract (GET auth/me on load,
+    # then the cookie's value in X-CSRFToken) can make its first POST without knowing auth/csrf.
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if "CSRF_COOKIE" not in request.META:  # no valid cookie came with the request
+            get_token(request)
+        return super().dispatch(request, *args, **kwargs)
 
     # A GET by an active user is answered without DRF's request cycle (core.direct); ``get`` serves the
     # others, e.g. with DRF's 401 for anybody else.

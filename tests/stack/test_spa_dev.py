@@ -33,6 +33,7 @@ from .browser import (
     sign_up,
     submit,
 )
+from .spec_client import assert_the_spec_contract_holds
 from .stacks import DEV_SERVER_PORT, REPO, Stack, clean_environment, run
 
 
@@ -94,6 +95,10 @@ def test_the_flow_through_the_vite_dev_server(context, dev_server, transport):
     assert_session_cookie_flags(cookies(context, dev_server), secure=False)
 
     reload_logout_login(page, dev_server, email, user_id)
+
+
+def test_a_spa_written_from_the_spec_works_through_the_vite_dev_server(context, dev_server):
+    assert_the_spec_contract_holds(context, f"{dev_server}/spec.html")
 
 
 def test_calling_the_https_api_directly_from_the_http_dev_server_keeps_no_session(

@@ -9,12 +9,16 @@ import collections
 import json
 import secrets
 import time
+from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import Browser, Playwright
 
 from .api import login, logout, me, new_email, signup
+from .browser import SPA_DIRECTORY, launch_chromium, serve
 from .load import Request, assert_no_failed_request, under_load
-from .stacks import FIGURES, SwarmStack, commit, set_site_header, site_header
+from .spec_client import assert_the_spec_contract_holds
+from .stacks import FIGURES, PROD_SPA_PORT, SwarmStack, commit, set_site_header, site_header
 
 pytestmark = pytest.mark.usefixtures("swarm_stack")
 
@@ -108,7 +112,7 @@ def test_signup_me_logout_through_nginx(swarm_stack):
     email = new_email()
     with swarm_stack.client() as client:
         assert signup(client, swarm_stack.origin, email).status_code == 201
-        assert set(client.cookies) >= {"__Host-sessionid", "__Host-csrftoken"}
+        assert set(client.cookies) >= {"__Host-sessionid", "csrftoken"}
         response = me(client)
         assert response.status_code == 200
         assert response.json()["email"] == email
@@ -118,6 +122,26 @@ def test_signup_me_logout_through_nginx(swarm_stack):
         assert response.json()["code"] == "NOT_AUTHENTICATED"
     with swarm_stack.client() as client:
         assert login(client, swarm_stack.origin, email).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, swarm_stack: SwarmStack) -> Iterator[Browser]:
+    assert swarm_stack.certificate is not None
+    chromium = launch_chromium(playwright, [swarm_stack.certificate])
+    yield chromium
+    chromium.close()
+
+
+def test_a_spa_written_from_the_spec_works_against_the_swarm_stack(context, swarm_stack):
+    """The same checks as against the dev and production stacks (test_spa_dev.py, test_spa_prod.py),
+    from a page on another port of the API's host (an origin CORS_ALLOWED_ORIGINS lists)."""
+    assert swarm_stack.certificate is not None
+    certificate = {
+        "certificate": swarm_stack.certificate,
+        "key": swarm_stack.certificate.with_name("privkey.pem"),
+    }
+    with serve(SPA_DIRECTORY, PROD_SPA_PORT, **certificate) as spa_origin:
+        assert_the_spec_contract_holds(context, f"{spa_origin}/spec.html?api={swarm_stack.origin}")
 
 
 def test_a_backup_by_hand_in_the_db_task_then_backup_verify(swarm_stack):

@@ -1,7 +1,8 @@
 import pytest
+from django.conf import settings
 
 from accounts.models import User
-from testing import ME, assert_error
+from testing import ME, SpaClient, assert_error
 
 
 @pytest.mark.django_db
@@ -21,6 +22,42 @@ def test_me_when_not_logged_in_is_401_with_www_authenticate(client):
 
     assert_error(response, 401, "NOT_AUTHENTICATED")
     assert response["WWW-Authenticate"]
+
+
+@pytest.mark.django_db
+def test_the_session_check_sets_the_csrf_cookie_a_first_post_needs(user):
+    """The API contract's flow with nothing else: GET auth/me on load (401), then the csrftoken cookie's
+    value in X-CSRFToken; auth/csrf is never called."""
+    client = SpaClient()
+    assert_error(client.get(ME), 401, "NOT_AUTHENTICATED")
+    token = client.cookies[settings.CSRF_COOKIE_NAME].value
+
+    response = client.post(
+        "/api/v1/auth/login", {"email": user.email, "password": "x"}, HTTP_X_CSRFTOKEN=token
+    )
+
+    assert_error(response, 400, "INVALID_CREDENTIALS")
+
+
+@pytest.mark.django_db
+def test_the_session_check_leaves_a_valid_csrf_cookie_alone(user_client):
+    token = user_client.csrf_token()
+
+    response = user_client.get(ME)
+
+    assert response.status_code == 200
+    assert settings.CSRF_COOKIE_NAME not in response.cookies
+    assert user_client.cookies[settings.CSRF_COOKIE_NAME].value == token
+
+
+@pytest.mark.django_db
+def test_a_logged_in_session_check_without_the_csrf_cookie_gets_one(user_client):
+    del user_client.cookies[settings.CSRF_COOKIE_NAME]
+
+    response = user_client.get(ME)
+
+    assert response.status_code == 200
+    assert response.cookies[settings.CSRF_COOKIE_NAME].value
 
 
 @pytest.mark.django_db
