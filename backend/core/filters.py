@@ -25,9 +25,14 @@ class FilterSerializer(StrictInputSerializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, QueryDict):
-            data = data.copy()
-            for name in PAGINATION_PARAMETERS:
-                data.pop(name, None)
+            # A plain mapping, not the QueryDict: DRF reads an empty value in a QueryDict as a form's
+            # field left blank, and would take ``?ordering=`` for no ordering at all, not a bad one.
+            lists = (serializers.ListField, serializers.MultipleChoiceField)
+            data = {
+                name: data.getlist(name) if isinstance(self.fields.get(name), lists) else data[name]
+                for name in data
+                if name not in PAGINATION_PARAMETERS
+            }
         return super().to_internal_value(data)
 
 

@@ -7,7 +7,8 @@
   one of the reasons a schema cannot state, and nothing else (a VALIDATION_ERROR about a field's format
   would mean the schema lacks a rule the API enforces).
 
-The stack's origin and CA come from FUZZ_ORIGIN and FUZZ_CA_FILE.
+The origin comes from FUZZ_ORIGIN, and the CA of an HTTPS one from FUZZ_CA_FILE. The cookies are those the
+server sets (__Host- names in production, plain ones under `make fuzz`'s dev server).
 """
 
 import os
@@ -19,16 +20,19 @@ import requests
 import schemathesis
 
 ORIGIN = os.environ["FUZZ_ORIGIN"]
-CA_FILE = os.environ["FUZZ_CA_FILE"]
-SESSION_COOKIE = "__Host-sessionid"
-CSRF_COOKIE = "__Host-csrftoken"
+VERIFY: str | bool = os.environ.get("FUZZ_CA_FILE", True)
 PASSWORD = "correct horse battery staple 42"  # noqa: S105 (a test account)
 
 
 @dataclass(frozen=True)
 class Session:
-    session_id: str
+    cookies: dict[str, str]
     csrf_token: str
+
+
+def cookie_named(cookies: dict[str, str], suffix: str) -> str:
+    [name] = [name for name in cookies if name.endswith(suffix)]
+    return name
 
 
 @schemathesis.auth(refresh_interval=5)
@@ -36,20 +40,22 @@ class LoggedIn:
     def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> Session:
         with requests.Session() as client:
             # verify on each request: a session's own would lose to REQUESTS_CA_BUNDLE from the environment.
-            client.get(f"{ORIGIN}/api/v1/auth/csrf", timeout=15, verify=CA_FILE).raise_for_status()
+            client.get(f"{ORIGIN}/api/v1/auth/csrf", timeout=15, verify=VERIFY).raise_for_status()
+            csrf_cookie = cookie_named(client.cookies.get_dict(), "csrftoken")
             response = client.post(
                 f"{ORIGIN}/api/v1/auth/signup",
                 json={"email": f"fuzz-{secrets.token_hex(6)}@example.com", "password": PASSWORD},
-                headers={"X-CSRFToken": client.cookies[CSRF_COOKIE], "Origin": ORIGIN},
+                headers={"X-CSRFToken": client.cookies[csrf_cookie], "Origin": ORIGIN},
                 timeout=15,
-                verify=CA_FILE,
+                verify=VERIFY,
             )
             response.raise_for_status()
-            return Session(client.cookies[SESSION_COOKIE], client.cookies[CSRF_COOKIE])
+            cookies = client.cookies.get_dict()
+            return Session(cookies, cookies[cookie_named(cookies, "csrftoken")])
 
     def set(self, case: schemathesis.Case, data: Session, context: schemathesis.AuthContext) -> None:
         cookies: dict[str, Any] = dict(case.cookies or {})
-        cookies.update({SESSION_COOKIE: data.session_id, CSRF_COOKIE: data.csrf_token})
+        cookies.update(data.cookies)
         case.cookies = cookies
         headers: dict[str, Any] = dict(case.headers or {})
         headers.update({"X-CSRFToken": data.csrf_token, "Origin": ORIGIN, "Referer": f"{ORIGIN}/"})
