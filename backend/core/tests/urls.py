@@ -81,6 +81,15 @@ class UserListApi(APIView):
         )
 
 
+class UserDetailApi(APIView):
+    @extend_schema(responses={200: UserRowSerializer})
+    def get(self, request: Request, user_id: int) -> Response:
+        user = User.objects.filter(pk=user_id).first()
+        if user is None:
+            raise Http404
+        return Response(UserRowSerializer(user).data)
+
+
 class UnorderedListApi(APIView):
     def get(self, request: Request) -> Response:
         return paginated_response(
@@ -144,6 +153,7 @@ def plain_forbidden_view(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("api/test/crash", CrashApi.as_view()),
     path("api/test/users", UserListApi.as_view()),
+    path("api/test/users/<int:user_id>", UserDetailApi.as_view()),
     path("api/test/unordered", UnorderedListApi.as_view()),
     path("api/test/admin-only", AdminOnlyApi.as_view()),
     path("api/test/django-exception/<str:name>", DjangoExceptionApi.as_view()),
