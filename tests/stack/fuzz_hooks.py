@@ -1,8 +1,8 @@
 """schemathesis hooks for test_fuzz.py (loaded by `st run` through SCHEMATHESIS_HOOKS).
 
 - Every generated request goes out as the single-page app sends it, logged in, with the CSRF cookie, the
-  X-CSRFToken header and the Origin. The session is a fresh account's, made again every few seconds,
-  since a fuzzed logout or password change ends it.
+  X-CSRFToken header and the Origin. The session is made again every few seconds, since a fuzzed logout
+  or password change ends it: a login to the same account while that works, else a fresh account.
 - domain_rejection: where schemathesis.toml lets well-formed data be refused with 400, the 400 must say
   one of the reasons a schema cannot state, and nothing else (a VALIDATION_ERROR about a field's format
   would mean the schema lacks a rule the API enforces).
@@ -37,18 +37,30 @@ def cookie_named(cookies: dict[str, str], suffix: str) -> str:
 
 @schemathesis.auth(refresh_interval=5)
 class LoggedIn:
+    # One account while it can log in: what a scenario creates stays its own, which an API answering
+    # 404 for another user's objects needs. A new one when it cannot (after a fuzzed password change,
+    # or the login limits).
+    email: str | None = None
+
     def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> Session:
         with requests.Session() as client:
             # verify on each request: a session's own would lose to REQUESTS_CA_BUNDLE from the environment.
             client.get(f"{ORIGIN}/api/v1/auth/csrf", timeout=15, verify=VERIFY).raise_for_status()
             csrf_cookie = cookie_named(client.cookies.get_dict(), "csrftoken")
-            response = client.post(
-                f"{ORIGIN}/api/v1/auth/signup",
-                json={"email": f"fuzz-{secrets.token_hex(6)}@example.com", "password": PASSWORD},
-                headers={"X-CSRFToken": client.cookies[csrf_cookie], "Origin": ORIGIN},
-                timeout=15,
-                verify=VERIFY,
-            )
+
+            def post(path: str, email: str) -> requests.Response:
+                return client.post(
+                    f"{ORIGIN}/api/v1/auth/{path}",
+                    json={"email": email, "password": PASSWORD},
+                    headers={"X-CSRFToken": client.cookies[csrf_cookie], "Origin": ORIGIN},
+                    timeout=15,
+                    verify=VERIFY,
+                )
+
+            response = post("login", self.email) if self.email else None
+            if response is None or not response.ok:
+                self.email = f"fuzz-{secrets.token_hex(6)}@example.com"
+                response = post("signup", self.email)
             response.raise_for_status()
             cookies = client.cookies.get_dict()
             return Session(cookies, cookies[cookie_named(cookies, "csrftoken")])

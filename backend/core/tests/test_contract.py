@@ -6,6 +6,7 @@ of the URLconf: a new endpoint gets these checks without a test edit.
 - A method the path lacks: 405 METHOD_NOT_ALLOWED, with Allow naming the methods it has.
 - A form body: 415 UNSUPPORTED_MEDIA_TYPE; an unknown field: 400 VALIDATION_ERROR naming it.
 - A path parameter naming no object: 404 NOT_FOUND (input is checked first: a valid body is sent).
+- A logged-in GET, with nothing made yet: a status the schema documents for it.
 """
 
 import json
@@ -153,3 +154,13 @@ def test_a_parameter_naming_no_object_is_404(user_client, method, path, op):
     response = send(user_client, method, url(path), valid_body(op) if method in UNSAFE else None)
 
     assert_error(response, 404, "NOT_FOUND")
+
+
+GETS = [(method, path, op) for method, path, op in OPERATIONS if method == "GET"]
+
+
+@pytest.mark.parametrize(("method", "path", "op"), GETS, ids=ids(GETS))
+def test_a_logged_in_get_answers_a_status_the_schema_documents(user_client, method, path, op):
+    response = send(user_client, method, url(path))
+
+    assert str(response.status_code) in op["responses"], response.content
