@@ -23,6 +23,9 @@ with_services = scripts/test-services start $(SERVICES_DIR) && \
 # The one way to pick the compose stack the container targets act on: dev (compose.yaml, the default)
 # or prod (compose.prod.yaml with the variables of ENV_FILE), e.g. `make up STACK=prod`.
 STACK ?= dev
+# The port of `make run`, and of the server `make fuzz` starts (8001 unless PORT is given, so that both
+# can run at once).
+PORT ?= 8000
 export ENV_FILE ?= .env
 COMPOSE := scripts/compose $(STACK)
 # Where `make certs` keeps its local CA and writes the certificate it signs, and for which names.
@@ -46,9 +49,15 @@ $(VENV)/.installed: backend/requirements/dev.txt backend/requirements/stack-test
 venv: $(VENV)/.installed ## Create backend/.venv with the locked dependencies (dev and stack-test groups)
 
 .PHONY: run
-run: venv ## Migrate and serve the API on http://127.0.0.1:8000 (SQLite, no Docker)
+run: venv ## Migrate and serve the API on http://127.0.0.1:8000 (SQLite, no Docker; PORT=8011 for another port)
 	$(MANAGE) migrate --no-input
-	$(MANAGE) runserver 127.0.0.1:8000
+	$(MANAGE) runserver 127.0.0.1:$(PORT)
+
+.PHONY: app
+app: venv ## A new app with an owner-only CRUD resource: make app NAME=notes MODEL=Note (docs/extending.md)
+	@test -n "$(NAME)" && test -n "$(MODEL)" \
+		|| { echo "Usage: make app NAME=<app, e.g. notes> MODEL=<its model, e.g. Note>" >&2; exit 2; }
+	$(MANAGE) makeapp $(NAME) $(MODEL)
 
 .PHONY: test
 # Natively by default. With STACK=dev given (on the command line or in the environment), in the dev
@@ -78,6 +87,10 @@ lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
 	cd backend && $(PY) -m mypy .
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
+
+.PHONY: fuzz
+fuzz: venv ## Fuzz the API from its OpenAPI schema (schemathesis) on a native server, throwaway PostgreSQL
+	$(call with_services,scripts/fuzz $(PY) $(if $(filter file,$(origin PORT)),8001,$(PORT)))
 
 .PHONY: audit
 audit: venv ## Known vulnerabilities in the Python locks and the test SPA's npm lock (scripts/audit.py)

@@ -1,19 +1,24 @@
 """Test helpers shared by the test modules of every app (imported, not fixtures): a client that behaves like
-the SPA, a frozen clock for the rate limits, logging in, assertions on the API's error shape, and
-dependencies that fail (a refused port, a silent server, a Redis to pause). The fixtures that use them
-are in conftest.py."""
+the SPA, a frozen clock for the rate limits, logging in, assertions on the API's error shape, on objects
+only their owner may see and on the queries of a list, and dependencies that fail (a refused port, a
+silent server, a Redis to pause). The fixtures that use them are in conftest.py."""
 
+import json
+import re
 import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.http import HttpResponse
+from django.test.utils import CaptureQueriesContext
+from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -70,6 +75,25 @@ class FrozenClock:
         return self.now
 
 
+def api_routes() -> list[tuple[str, Any]]:
+    """Every route of the API under /api/v1/ in the URLconf with its view class, the path as the OpenAPI
+    schema writes it (``/api/v1/notes/{note_id}``)."""
+    found = []
+
+    def walk(patterns: list[URLPattern | URLResolver], prefix: str) -> None:
+        for pattern in patterns:
+            route = str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + route)
+            elif hasattr(pattern.callback, "view_class") and not route.startswith("^"):
+                found.append(
+                    ("/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", prefix + route), pattern.callback.view_class)
+                )
+
+    walk(get_resolver().url_patterns, "")
+    return [(path, view) for path, view in found if path.startswith("/api/v1/")]
+
+
 def logged_in_client(user: User) -> SpaClient:
     """A client with a session made by the real login endpoint."""
     client = SpaClient()
@@ -117,6 +141,50 @@ def with_throttle_rates(test_settings: Any, **rates: str) -> None:
         **test_settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**test_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **rates},
     }
+
+
+# ---------------------------------------------------------------- objects of one owner, lists
+
+
+def assert_looks_absent(client: SpaClient, url: str, missing_url: str, *, body: dict[str, Any]) -> None:
+    """``url``, another user's object, answers ``client`` exactly as ``missing_url``, an object that does
+    not exist: for every method the endpoint allows, the same status and body, 404 NOT_FOUND for all but
+    OPTIONS (which reads no object). ``body`` is sent with PUT, PATCH and POST: make it valid, so the
+    request gets as far as looking the object up."""
+    methods = [method.strip() for method in client.options(missing_url)["Allow"].split(",")]
+    assert "GET" in methods, methods
+    for method in methods:
+        data = json.dumps(body) if method in {"PUT", "PATCH", "POST"} else ""
+        theirs, missing = (
+            client.generic(method, path, data, content_type="application/json") for path in (url, missing_url)
+        )
+        assert (theirs.status_code, theirs.content) == (missing.status_code, missing.content), method
+        if method == "HEAD":
+            assert theirs.status_code == 404, method
+        elif method != "OPTIONS":
+            assert_error(theirs, 404, "NOT_FOUND")
+
+
+def assert_list_queries_do_not_grow(
+    client: SpaClient,
+    url: str,
+    *,
+    add_rows: Callable[[int], object],
+    django_assert_max_num_queries: Callable[[int], AbstractContextManager[Any]],
+) -> None:
+    """A page of 50 rows of the list at ``url`` costs no more queries than a page of 1: whatever a row's
+    output reads beyond the row is fetched with the list, not once per row (an N+1). ``add_rows(n)``
+    adds n rows that ``client`` lists; pass pytest-django's django_assert_max_num_queries fixture."""
+    add_rows(1)
+    with CaptureQueriesContext(connection) as one_row:
+        response = client.get(url, {"limit": 50})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == 1
+    add_rows(49)
+    with django_assert_max_num_queries(len(one_row)):
+        response = client.get(url, {"limit": 50})
+    assert response.status_code == 200, response.content
+    assert len(response.json()["results"]) == 50
 
 
 # ---------------------------------------------------------------- dependencies that fail

@@ -4,8 +4,7 @@ serializer's data; errors are raised and shaped by core.exceptions."""
 from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -19,9 +18,7 @@ from rest_framework.views import APIView
 from accounts import services
 from accounts.models import User
 from core import rate_limit
-from core.direct import DirectGetMixin
 from core.serializers import StrictInputSerializer, output
-from core.sessions import SessionNotEndedError
 
 # Long enough for any existing password (one set before the current rules, or imported).
 PASSWORD_FIELD_MAX = 4096
@@ -59,7 +56,7 @@ class UserOutputSerializer(serializers.ModelSerializer[User]):
         fields = ["id", "email", "first_name", "last_name", "date_joined"]
 
 
-class AuthCsrfApi(DirectGetMixin, APIView):
+class AuthCsrfApi(APIView):
     """Sets the csrftoken cookie and returns the same token. Call it first, and again after login, signup
     and logout, which rotate the token. A SPA on another site cannot read the cookie and uses the body.
 
@@ -70,12 +67,6 @@ class AuthCsrfApi(DirectGetMixin, APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-
-    # A GET is answered without DRF's request cycle (core.direct); ``get`` serves the others, e.g. one
-    # with ?format=json. (Comments, not the docstring: the docstring is the endpoint's OpenAPI text.)
-    def direct_get(self, request: HttpRequest) -> HttpResponse:
-        # get_token marks the cookie for CsrfViewMiddleware to set, as ensure_csrf_cookie does.
-        return self.respond(request, AnonymousUser(), lambda: {"csrf_token": get_token(request)})
 
     @extend_schema(responses={200: inline_serializer("CsrfToken", {"csrf_token": serializers.CharField()})})
     @method_decorator(ensure_csrf_cookie)
@@ -131,7 +122,7 @@ class AuthLogoutApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class UserMeApi(DirectGetMixin, APIView):
+class UserMeApi(APIView):
     class UpdateInputSerializer(StrictInputSerializer):
         first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
         last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
@@ -139,21 +130,11 @@ class UserMeApi(DirectGetMixin, APIView):
     # The session check a SPA makes on load also sets the csrftoken cookie when the browser has none,
     # whatever the answer (a 401 included): a SPA that follows the API contract (GET auth/me on load,
     # then the cookie's value in X-CSRFToken) can make its first POST without knowing auth/csrf.
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if "CSRF_COOKIE" not in request.META:  # no valid cookie came with the request
-            get_token(request)
-        return super().dispatch(request, *args, **kwargs)
-
-    # A GET by an active user is answered without DRF's request cycle (core.direct); ``get`` serves the
-    # others, e.g. with DRF's 401 for anybody else.
-    def direct_get(self, request: HttpRequest) -> HttpResponse | None:
-        try:
-            user = request.user  # the session, then the user: as SessionAuthentication reads them
-            if not (user.is_authenticated and user.is_active):
-                return None
-        except SessionNotEndedError:
-            return None  # SessionAuthentication's 401 (core.authentication)
-        return self.respond(request, user, lambda: output(UserOutputSerializer, user))
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        http_request: HttpRequest = request._request
+        if "CSRF_COOKIE" not in http_request.META:  # no valid cookie came with the request
+            get_token(http_request)
+        super().initial(request, *args, **kwargs)
 
     @extend_schema(responses={200: UserOutputSerializer})
     def get(self, request: Request) -> Response:

@@ -16,9 +16,10 @@ from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.utils import Direction, OpenApiResponse
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from core.errors import ALL_CODES
+from core.pagination import pagination_class_of
 from core.serializers import ErrorSerializer
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -51,34 +52,68 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 
 
 class AutoSchema(openapi.AutoSchema):
-    def _error_statuses(self) -> set[int]:
-        view, method = self.view, self.method
-        # Every view negotiates JSON (406). nginx answers any request 429 past its limits per client
-        # address and 503 while the backend cannot be reached (nginx/templates/default.conf.template).
-        statuses = {406, 429, 503}
-        has_body = method in UNSAFE_METHODS and self.get_request_serializer() is not None
-        if has_body:
-            statuses |= {400, 413, 415}
-        if view.authentication_classes:
-            # The session is read from Redis or the database (503 above).
-            if method in UNSAFE_METHODS:
-                statuses.add(403)  # CSRF
-            public = all(
-                isinstance(permission, type) and issubclass(permission, AllowAny)
-                for permission in view.permission_classes
-            )
-            if not public:
-                statuses.add(401)
-        return statuses
+    """Every operation documents the errors it can answer, derived from the operation and its view, so
+    no view lists them and a new endpoint gets them right:
 
-    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
-        responses: dict[str, Any] = super()._get_response_bodies(direction)
-        for status in sorted(self._error_statuses()):
+    - 406 (every view negotiates JSON), 429 and 503 (nginx's limits per client address and an
+      unreachable backend, nginx/templates/default.conf.template; the throttles and the database and
+      Redis behind the view) for every operation;
+    - 400 for an operation with query parameters or a body, 413 and 415 for a body;
+    - 404 for a path with a parameter: an object that does not exist, or is not the caller's;
+    - 401 unless every permission of the view is AllowAny, 403 for a permission beyond logging in
+      (PERMISSION_DENIED) and for every unsafe method of a view that reads the session (CSRF_FAILED).
+
+    405 has no operation to go on: it answers the methods a path lacks (the contract tests,
+    core/tests/test_contract.py, check it on every path). A view declares the statuses only it decides,
+    e.g. health/ready's 503, with error_responses.
+    """
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation: dict[str, Any] | None = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        responses = operation["responses"]
+        for status in sorted(self._error_statuses(operation)):
             if str(status) not in responses:
                 responses[str(status)] = self._get_response_for_code(  # type: ignore[no-untyped-call]
-                    _error_response(status), str(status), direction=direction
+                    _error_response(status), str(status)
                 )
-        return dict(sorted(responses.items()))
+        operation["responses"] = dict(sorted(responses.items()))
+        for parameter in operation.get("parameters", []):
+            schema = parameter.get("schema", {})
+            if parameter["in"] == "query" and schema.get("type") == "string" and "pattern" not in schema:
+                schema["pattern"] = NO_NUL_CHARACTER  # as in bodies: DRF's string fields refuse NUL
+        return operation
+
+    def _error_statuses(self, operation: dict[str, Any]) -> set[int]:
+        view, method = self.view, self.method
+        statuses = {406, 429, 503}
+        locations = {parameter["in"] for parameter in operation.get("parameters", [])}
+        if "query" in locations:
+            statuses.add(400)
+        if "path" in locations:
+            statuses.add(404)
+        if "requestBody" in operation:
+            statuses |= {400, 413, 415}
+        if view.authentication_classes and method in UNSAFE_METHODS:
+            statuses.add(403)  # CSRF, checked by core.authentication.SessionAuthentication
+        # Permissions composed with & | ~ are instances, not classes: taken as more than logging in.
+        classes = [
+            permission if isinstance(permission, type) else None for permission in view.permission_classes
+        ]
+        if not all(permission and issubclass(permission, AllowAny) for permission in classes):
+            # No session, or without an authenticator none can be presented: DRF's 403 then.
+            statuses.add(401 if view.authentication_classes else 403)
+        if not all(
+            permission and issubclass(permission, (AllowAny, IsAuthenticated)) for permission in classes
+        ):
+            statuses.add(403)
+        return statuses
+
+    def _get_paginator(self) -> Any:
+        """The paginator of a list on any APIView: its own pagination_class or the project's default
+        (core.pagination), as core.pagination.paginated_response uses it."""
+        return pagination_class_of(self.view)()
 
 
 class StrictInputSerializerExtension(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]

@@ -6,9 +6,8 @@ by core.request_context.client_ip, which trusts X-Forwarded-For only through the
 user rates let requests through; the scoped (auth) rate is counted in this process.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -20,29 +19,25 @@ from core.request_context import client_ip
 
 
 class CounterThrottle(BaseThrottle):
-    """A throttle on a core.rate_limit counter; ``count`` serves DRF (allow_request) and core.direct."""
+    """A throttle on a core.rate_limit counter, for the scope and client that ``scope_and_ident`` names."""
 
     # Whether requests pass while the shared cache is unavailable: only for rates that are about fairness.
     fail_open = False
     _wait: float | None = None
 
-    def scope_and_ident(self, request: HttpRequest, user: Any, view: "APIView") -> tuple[str, str] | None:
+    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
+        """The rate's scope and the client's identity within it; None when this rate does not apply."""
         raise NotImplementedError
 
     def allow_request(self, request: Request, view: "APIView") -> bool:
-        self._wait = self.count(request._request, request.user, view)
-        return self._wait is None
-
-    def count(self, request: HttpRequest, user: Any, view: "APIView") -> float | None:
-        """Count the request of ``user`` (DRF's request.user) if this rate applies to it; the seconds to
-        wait if that went over the rate, else None. core.direct counts with this outside DRF."""
-        scoped = self.scope_and_ident(request, user, view)
+        scoped = self.scope_and_ident(request, view)
         if scoped is None:
-            return None
+            return True
         scope, ident = scoped
-        return rate_limit.hit(
+        self._wait = rate_limit.hit(
             rate_limit.throttle_key(scope, ident), rate_limit.configured_rate(scope), fail_open=self.fail_open
         )
+        return self._wait is None
 
     def wait(self) -> float | None:
         return self._wait
@@ -53,10 +48,10 @@ class AnonRateThrottle(CounterThrottle):
 
     fail_open = True
 
-    def scope_and_ident(self, request: HttpRequest, user: Any, view: "APIView") -> tuple[str, str] | None:
-        if user and user.is_authenticated:
+    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
+        if request.user and request.user.is_authenticated:
             return None
-        return rate_limit.ANON, rate_limit.address_bucket(client_ip(request))
+        return rate_limit.ANON, rate_limit.address_bucket(client_ip(request._request))
 
 
 class UserRateThrottle(CounterThrottle):
@@ -64,17 +59,17 @@ class UserRateThrottle(CounterThrottle):
 
     fail_open = True
 
-    def scope_and_ident(self, request: HttpRequest, user: Any, view: "APIView") -> tuple[str, str] | None:
-        if not (user and user.is_authenticated):
+    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
+        if not (request.user and request.user.is_authenticated):
             return None
-        return rate_limit.USER, str(user.pk)
+        return rate_limit.USER, str(request.user.pk)
 
 
 class ScopedRateThrottle(CounterThrottle):
     """The rate named by the view's ``throttle_scope`` (e.g. rate_limit.AUTH), per client address."""
 
-    def scope_and_ident(self, request: HttpRequest, user: Any, view: "APIView") -> tuple[str, str] | None:
+    def scope_and_ident(self, request: Request, view: "APIView") -> tuple[str, str] | None:
         scope = getattr(view, "throttle_scope", None)
         if scope is None:
             return None
-        return scope, rate_limit.address_bucket(client_ip(request))
+        return scope, rate_limit.address_bucket(client_ip(request._request))

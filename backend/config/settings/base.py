@@ -292,6 +292,8 @@ REST_FRAMEWORK = {
         # Reset mails per account, so the endpoint cannot be used to flood someone's inbox.
         "password_reset_mail": env_str("THROTTLE_PASSWORD_RESET_MAIL", "3/h"),
     },
+    # Every list: ?limit= (1-100, default 20) and ?offset=, a bad value a 400 (core.pagination).
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.LimitOffsetPagination",
     "EXCEPTION_HANDLER": "core.exceptions.custom_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -6,13 +6,18 @@ from django.db.utils import ConnectionHandler
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django_redis.cache import RedisCache
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from config import urls as project_urls
+from core import filters
 from core.cache import strict
+from core.pagination import paginated_response
 from testing import closed_port, redis_cache_at
 
 CRASH_MESSAGE = "kaboom: internal detail that must not reach the client"
@@ -48,6 +53,48 @@ class DjangoExceptionApi(APIView):
 
     def get(self, request: Request, name: str) -> Response:
         raise DJANGO_EXCEPTIONS[name]
+
+
+class UserRowSerializer(serializers.ModelSerializer[User]):
+    class Meta:
+        model = User
+        fields = ["id", "email"]
+
+
+class UserListApi(APIView):
+    """A list as the app template makes them: filters, search, order, pages."""
+
+    class FilterSerializer(filters.FilterSerializer):
+        q = serializers.CharField(required=False, max_length=50)
+        ordering = filters.ordering_field("email", "date_joined", default="email")
+
+    @extend_schema(parameters=[FilterSerializer], responses={200: UserRowSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = self.FilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        users = User.objects.filter(email__icontains=query.validated_data.get("q", ""))
+        return paginated_response(
+            view=self,
+            request=request,
+            queryset=filters.ordered(users, query.validated_data["ordering"]),
+            serializer_class=UserRowSerializer,
+        )
+
+
+class UserDetailApi(APIView):
+    @extend_schema(responses={200: UserRowSerializer})
+    def get(self, request: Request, user_id: int) -> Response:
+        user = User.objects.filter(pk=user_id).first()
+        if user is None:
+            raise Http404
+        return Response(UserRowSerializer(user).data)
+
+
+class UnorderedListApi(APIView):
+    def get(self, request: Request) -> Response:
+        return paginated_response(
+            view=self, request=request, queryset=User.objects.all(), serializer_class=UserRowSerializer
+        )
 
 
 def _query_an_unreachable_database() -> None:
@@ -105,6 +152,9 @@ def plain_forbidden_view(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("api/test/crash", CrashApi.as_view()),
+    path("api/test/users", UserListApi.as_view()),
+    path("api/test/users/<int:user_id>", UserDetailApi.as_view()),
+    path("api/test/unordered", UnorderedListApi.as_view()),
     path("api/test/admin-only", AdminOnlyApi.as_view()),
     path("api/test/django-exception/<str:name>", DjangoExceptionApi.as_view()),
     path("api/test/plain-post", plain_post_view),
