@@ -30,13 +30,13 @@ VARIABLE = r"[A-Z][A-Z0-9_]*"
 
 def variables_of_the_compose_files() -> set[str]:
     """${NAME}, ${NAME:-default} and ${NAME:?message} in the compose files, but for the SWARM_* names that
-    scripts/swarm sets for compose.swarm.yaml (its images, secrets and sizes); and the secrets scripts/compose
-    reads for compose.prod.yaml (`value NAME`)."""
+    scripts/swarm sets for compose.swarm.yaml (its images, secrets and sizes) and the SECRET_VERSION_* that
+    scripts/compose sets; and the secrets scripts/compose reads for compose.prod.yaml (`value NAME`)."""
     names: set[str] = set()
     for file in ("compose.yaml", "compose.prod.yaml", "compose.swarm.yaml"):
         names |= set(re.findall(rf"\$\{{({VARIABLE})", (REPO / file).read_text()))
     names |= set(re.findall(rf"\$\(value ({VARIABLE})\)", (REPO / "scripts" / "compose").read_text()))
-    return {name for name in names if not name.startswith("SWARM_")}
+    return {name for name in names if not name.startswith(("SWARM_", "SECRET_VERSION_"))}
 
 
 def compose_file(name: str) -> dict[str, Any]:
