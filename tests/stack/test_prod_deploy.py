@@ -62,7 +62,7 @@ def image_id(stack: Stack, tag: str, service: str = "backend") -> str | None:
 
 def nginx_backend_servers(stack: Stack) -> list[str]:
     servers = stack.exec("nginx", "cat", "/etc/nginx/conf.d/backend.servers").stdout
-    return re.findall(r"^server ([^:]+):8000 resolve;$", servers, re.MULTILINE)
+    return re.findall(r"^server ([^:]+):8000;$", servers, re.MULTILINE)
 
 
 def deploy(stack: Stack, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
