@@ -200,7 +200,15 @@ def test_backend_down_gives_a_json_503_with_the_headers(prod_stack):
         prod_stack.compose("start", "backend")
         prod_stack.compose("up", "--detach", "--wait", "--no-build", "backend", "nginx", timeout=300)
         # The restarted container may have another address.
-        prod_stack.make("nginx-reload")
+        run(
+            ["scripts/nginx-reload", "prod"],
+            cwd=prod_stack.directory,
+            env={
+                **prod_stack.env,
+                "ENV_FILE": str(prod_stack.env_file),
+                "COMPOSE_PROJECT_NAME": prod_stack.project,
+            },
+        )
 
 
 def test_json_is_gzipped(prod_stack):
