@@ -198,10 +198,6 @@ swarm-deploy: ## Deploy the whole stack to Docker Swarm (compose.swarm.yaml) fro
 swarm-update: ## Roll the Swarm stack's backend over to this checkout's code, no request dropped
 	scripts/swarm update $(ARGS)
 
-.PHONY: nginx-reload
-nginx-reload: ## Check nginx's configuration and reload it gracefully, following the running backends
-	scripts/nginx-reload $(STACK)
-
 .PHONY: backup
 backup: ## Dump the database into the backups and say where (NAME=x.dump: one that is never pruned)
 	$(COMPOSE) exec --no-TTY db backup $(NAME)

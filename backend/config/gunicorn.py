@@ -62,10 +62,10 @@ preload_app = True
 
 # Seconds the backend goes on serving after SIGTERM before its graceful stop begins: the time whatever
 # sends it requests needs to notice that it is stopping. In Swarm (compose.swarm.yaml), a stopping task
-# leaves Docker's DNS 2 s before its SIGTERM, and nginx follows the DNS with a poll and a reload
-# (nginx/backend-watch); until its old workers have let their kept-alive connections go, a request sent
-# on one would meet gunicorn closing it, and nginx may not retry a POST elsewhere. 0 under compose,
-# where `make deploy` takes a container out of nginx before it stops it.
+# leaves Docker's DNS 2 s before its SIGTERM, and nginx asks the DNS again every 2 s (`resolve`); until
+# it has, a request it sends on a kept-alive connection would meet gunicorn closing it, and nginx does
+# not retry a POST elsewhere. 0 under compose, where `make deploy` takes a container out of nginx before
+# it stops it.
 stop_delay = env_int("GUNICORN_STOP_DELAY", 0, min_value=0, max_value=60)
 
 

@@ -1,15 +1,9 @@
 #!/usr/bin/env bash
-# Run by the image's entrypoint before nginx starts: the backend upstream's servers from BACKEND_ADDRESS
-# (space-separated host:port). A name is resolved at start and at each reload, to every address it has:
-# every container of a scaled compose service. `make deploy` points nginx at other containers with
-# nginx-reload, without a restart. With BACKEND_WATCH_INTERVAL (Swarm), the names' addresses are
-# written instead, and backend-watch follows them in the background from then on.
+# Run by the image's entrypoint before nginx starts: the backend upstream's server from BACKEND_ADDRESS,
+# an address and its parameters: `backend:8000` (compose.prod.yaml: every container of the service, its
+# name resolved at start and at each reload; `make deploy` then names the containers, scripts/nginx-reload)
+# or `backend:8000 resolve` (Swarm: nginx follows the name in Docker's DNS, no reload needed).
 set -o errexit -o nounset -o pipefail
 
-if [ -n "${BACKEND_WATCH_INTERVAL:-}" ]; then
-  backend-watch --servers-only
-  backend-watch </dev/null &
-  exit 0
-fi
-# shellcheck disable=SC2086 # a space-separated list
-exec nginx-reload --servers-only ${BACKEND_ADDRESS:?set BACKEND_ADDRESS, e.g. backend:8000}
+printf 'server %s;\n' "${BACKEND_ADDRESS:?set BACKEND_ADDRESS, e.g. backend:8000}" >/etc/nginx/conf.d/backend.servers
+echo "nginx: backend servers: ${BACKEND_ADDRESS}"

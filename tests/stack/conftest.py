@@ -45,10 +45,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if FIGURES:
-        terminalreporter.section("stack test figures")
-        for figure in FIGURES:
-            terminalreporter.write_line(figure)
     terminalreporter.section("stack test phases")
     for name, seconds in TIMINGS:
         terminalreporter.write_line(f"{seconds:7.1f} s  {name}")

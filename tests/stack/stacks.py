@@ -99,6 +99,7 @@ def clean_environment(extra: dict[str, str]) -> dict[str, str]:
 class Stack:
     project: str
     directory: Path
+    # With an env file, compose.prod.yaml, which scripts/compose prod names itself.
     compose_files: list[str]
     env: dict[str, str]
     https_port: int
@@ -115,17 +116,25 @@ class Stack:
     # contract's csrftoken everywhere (api.CSRF_COOKIE).
     session_cookie: str = "sessionid"
 
+    def env_values(self) -> dict[str, str]:
+        """The env file's variables (compose.prod.yaml's stacks)."""
+        assert self.env_file is not None
+        lines = self.env_file.read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """docker compose for this stack; `env` adds variables, which win over the .env file's."""
-        command = ["docker", "compose", "--project-name", self.project]
-        for file in self.compose_files:
-            command += ["--file", file]
+        """docker compose for this stack; `env` adds variables, which win over the .env file's. A stack with
+        an env file (compose.prod.yaml) goes through scripts/compose, which writes its secret files."""
         env = {**self.env, **(env or {})}
-        if self.env_file is not None:
-            command += ["--env-file", str(self.env_file)]
-            # compose.prod.yaml passes the same file to the backend (env_file), as scripts/compose does.
+        if self.env_file is None:
+            command = ["docker", "compose", "--project-name", self.project]
+            for file in self.compose_files:
+                command += ["--file", file]
+        else:
+            # compose.prod.yaml with the env file, as the Makefile's targets run it.
+            command = ["scripts/compose", "prod", "--project-name", self.project]
             env = {**env, "ENV_FILE": str(self.env_file)}
         return run(
             [*command, *args],

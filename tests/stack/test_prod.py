@@ -1,6 +1,7 @@
 """compose.prod.yaml booted with a test .env: nginx (TLS) -> gunicorn (prod settings) -> PostgreSQL,
 Redis. Checked from outside through 127.0.0.1 like a client, and from inside with docker."""
 
+import json
 import re
 import socket
 import ssl
@@ -199,7 +200,15 @@ def test_backend_down_gives_a_json_503_with_the_headers(prod_stack):
         prod_stack.compose("start", "backend")
         prod_stack.compose("up", "--detach", "--wait", "--no-build", "backend", "nginx", timeout=300)
         # The restarted container may have another address.
-        prod_stack.make("nginx-reload")
+        run(
+            ["scripts/nginx-reload", "prod"],
+            cwd=prod_stack.directory,
+            env={
+                **prod_stack.env,
+                "ENV_FILE": str(prod_stack.env_file),
+                "COMPOSE_PROJECT_NAME": prod_stack.project,
+            },
+        )
 
 
 def test_json_is_gzipped(prod_stack):
@@ -349,6 +358,24 @@ def test_every_container_runs_as_non_root_and_hardened(prod_stack):
         assert "0" not in prod_stack.process_uids(service), service
 
 
+def test_no_container_definition_holds_a_secret(prod_stack):
+    """The secrets reach the containers as files (compose.prod.yaml's secrets, written by scripts/compose
+    from .env): `docker inspect` of every container, the exited migrate included, shows no secret's value
+    (environment, command, mounts, labels), and the backend reads them from its files."""
+    values = prod_stack.env_values()
+    secrets = ("SECRET_KEY", "DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD")
+    containers = prod_stack.container_ids(all_states=True)
+    assert set(containers) == {"db", "redis", "migrate", "backend", "nginx", "backup"}
+    for service, container_id in containers.items():
+        inspected = json.dumps(docker_inspect(container_id))
+        for name in secrets:
+            assert values[name] not in inspected, (service, name)
+    listing = prod_stack.exec("backend", "ls", "/run/secrets").stdout.split()
+    assert set(listing) == {"secret_key", "redis_url", "email_host_password", "db_app_password"}
+    environment = prod_stack.exec("backend", "env").stdout.splitlines()
+    assert "SECRET_KEY_FILE=/run/secrets/secret_key" in environment
+
+
 def test_only_nginx_publishes_ports_and_data_services_have_no_way_out(prod_stack):
     containers = prod_stack.container_ids()
     for service, container_id in containers.items():
@@ -380,9 +407,9 @@ def test_compose_names_a_missing_required_variable(prod_stack, workdir):
         )
     )
     result = run(
-        ["docker", "compose", "--file", "compose.prod.yaml", "--env-file", str(without_secret), "config"],
+        ["scripts/compose", "prod", "config"],
         cwd=REPO,
-        env=prod_stack.env,
+        env={**prod_stack.env, "ENV_FILE": str(without_secret)},
         check=False,
     )
     assert result.returncode != 0
@@ -391,7 +418,7 @@ def test_compose_names_a_missing_required_variable(prod_stack, workdir):
 
 def test_the_backend_refuses_to_start_without_secret_key(prod_stack):
     result = prod_stack.compose(
-        "run", "--rm", "--no-deps", "--env", "SECRET_KEY=", "backend", check=False, timeout=120
+        "run", "--rm", "--no-deps", "--env", "SECRET_KEY_FILE=", "backend", check=False, timeout=120
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stdout + result.stderr

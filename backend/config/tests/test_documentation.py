@@ -32,11 +32,13 @@ VARIABLE = r"[A-Z][A-Z0-9_]*"
 
 def variables_of_the_compose_files() -> set[str]:
     """${NAME}, ${NAME:-default} and ${NAME:?message} in the compose files, but for the SWARM_* names that
-    scripts/swarm sets for compose.swarm.yaml (its images, secrets, env file and sizes)."""
+    scripts/swarm sets for compose.swarm.yaml (its images, secrets and sizes) and the SECRET_VERSION_* that
+    scripts/compose sets; and the secrets scripts/compose reads for compose.prod.yaml (`value NAME`)."""
     names: set[str] = set()
     for file in ("compose.yaml", "compose.prod.yaml", "compose.swarm.yaml"):
         names |= set(re.findall(rf"\$\{{({VARIABLE})", (REPO / file).read_text()))
-    return {name for name in names if not name.startswith("SWARM_")}
+    names |= set(re.findall(rf"\$\(value ({VARIABLE})\)", (REPO / "scripts" / "compose").read_text()))
+    return {name for name in names if not name.startswith(("SWARM_", "SECRET_VERSION_"))}
 
 
 def compose_file(name: str) -> dict[str, Any]:
@@ -45,10 +47,17 @@ def compose_file(name: str) -> dict[str, Any]:
 
 
 # Set by the stacks themselves, not by an operator: gunicorn's trusted proxy network (from EDGE_SUBNET),
-# the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself), the project
-# name compose itself provides (COMPOSE_PROJECT_NAME, which names the backend image), and the extra
-# backend containers of Swarm's rolling update (BACKEND_UPDATE_SURGE, its update parallelism).
-SET_BY_THE_STACK = {"FORWARDED_ALLOW_IPS", "ENV_FILE", "COMPOSE_PROJECT_NAME", "BACKEND_UPDATE_SURGE"}
+# the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself) and the directory
+# it writes the secret files of that file into (SECRETS_DIR), the project name compose itself provides
+# (COMPOSE_PROJECT_NAME, which names the backend image), and the extra backend containers of Swarm's
+# rolling update (BACKEND_UPDATE_SURGE, its update parallelism).
+SET_BY_THE_STACK = {
+    "FORWARDED_ALLOW_IPS",
+    "ENV_FILE",
+    "SECRETS_DIR",
+    "COMPOSE_PROJECT_NAME",
+    "BACKEND_UPDATE_SURGE",
+}
 VARIABLES = sorted(variables_read_by(*SETTINGS_MODULES, GUNICORN) | variables_of_the_compose_files())
 
 
@@ -156,10 +165,14 @@ def test_env_example_states_the_default_of_the_scripts(name, default):
 
 def test_the_production_stack_passes_the_env_file_to_the_backend_and_migrate():
     services = compose_file("compose.prod.yaml")["services"]
+    read = variables_read_by(*SETTINGS_MODULES, GUNICORN)
     for service in ("backend", "migrate"):
         assert services[service]["env_file"] == "${ENV_FILE:-.env}", service
-        # What compose sets itself is what the settings or gunicorn read, nothing stray.
-        assert set(services[service]["environment"]) <= variables_read_by(*SETTINGS_MODULES, GUNICORN)
+        # What compose sets itself is what the settings or gunicorn read (a secret also as the file
+        # NAME_FILE names), nothing stray; and .env's Redis password, a secret of the stack blanked.
+        environment = services[service]["environment"]
+        assert set(environment) <= read | {f"{name}_FILE" for name in read} | {"REDIS_PASSWORD"}
+        assert environment["REDIS_PASSWORD"] == ""
 
 
 # ---------------------------------------------------------------- facts written in two places
@@ -431,6 +444,7 @@ def test_nginx_may_open_the_files_its_connections_need():
     connections = int(nginx_main_directive("worker_connections"))
     files = int(nginx_main_directive("worker_rlimit_nofile"))
     assert files >= 2 * connections, "a proxied request holds a client and a backend connection"
-    for name in ("compose.yaml", "compose.prod.yaml", "compose.swarm.yaml"):
+    # compose.swarm.yaml keeps compose.prod.yaml's.
+    for name in ("compose.yaml", "compose.prod.yaml"):
         nofile = compose_file(name)["services"]["nginx"]["ulimits"]["nofile"]
         assert nofile == {"soft": files, "hard": files}, name
