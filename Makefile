@@ -12,7 +12,7 @@ VENV_HELP := make needs Python 3.11+ with its venv module as $(PYTHON). Debian/U
 	python3 python3-venv. macOS: a Python 3.11+ (brew install python@3.13, or python.org), then \
 	make run PYTHON=python3.13. Windows: use WSL (Ubuntu) and follow the Debian/Ubuntu line.
 MANAGE := cd backend && $(PY) manage.py
-# Where `make test-postgres` and the bench-* targets below keep their throwaway PostgreSQL and Redis.
+# Where `make test-postgres` keeps its throwaway PostgreSQL and Redis.
 SERVICES_DIR ?= $(CURDIR)/.cache/test-services
 # $(call with_services,COMMAND): COMMAND with a throwaway PostgreSQL and Redis started in SERVICES_DIR
 # and their DB_* and REDIS_URL in its environment; they are stopped whatever COMMAND's exit status,
@@ -116,33 +116,9 @@ lock: ## Re-resolve backend/requirements/*.txt from backend/pyproject.toml (need
 	cd backend && uv pip compile pyproject.toml --group=stack-test --constraint=requirements/dev.txt \
 		--universal --python-version=3.11 --generate-hashes --quiet --output-file=requirements/stack-test.txt
 
-.PHONY: bench-argon2
-bench-argon2: venv ## Measure the cost of a password hash and of a login
-	env -u DB_HOST $(PY) scripts/bench/argon2_cost.py
-
-.PHONY: bench-db
-bench-db: venv ## Compare database connection strategies under gunicorn (throwaway PostgreSQL)
-	$(call with_services,$(PY) scripts/bench/db_connections.py)
-
 .PHONY: bench
 bench: venv ## The hot path against a bare Django view, through nginx (STACK=prod: in the compose stack)
 	$(PY) scripts/bench/hot_path.py --stack $(if $(filter prod,$(STACK)),prod,native) $(BENCH_ARGS)
-
-.PHONY: bench-request
-bench-request: venv ## What one request costs in-process: CPU and round trips (throwaway PostgreSQL)
-	$(call with_services,$(PY) scripts/bench/request_cost.py $(BENCH_ARGS))
-
-.PHONY: bench-redis-faults
-bench-redis-faults: venv ## Measure the API with Redis healthy, paused and stopped (throwaway PostgreSQL)
-	$(call with_services,$(PY) scripts/bench/redis_faults.py)
-
-.PHONY: bench-gunicorn
-bench-gunicorn: venv ## Compare gunicorn workers x threads in the production stack (Docker)
-	$(PY) scripts/bench/gunicorn_sizing.py
-
-.PHONY: bench-logs
-bench-logs: venv ## Measure the production stack's log bytes per request, to size the log rotation (Docker)
-	$(PY) scripts/bench/log_volume.py
 
 # ---------------------------------------------------------------- the compose stacks
 

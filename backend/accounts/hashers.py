@@ -6,9 +6,8 @@ class Argon2idPasswordHasher(Argon2PasswordHasher):
 
     Django's default (100 MiB, 8 lanes) costs about five times the memory per login; with several gunicorn
     threads logging users in at once inside a memory-limited container, memory is the resource that runs
-    out first. The measured time per hash is in docs/decisions.md ("Password hashing"); `make bench-argon2`
-    (scripts/bench/argon2_cost.py) measures it again. Existing hashes with other parameters are upgraded
-    at the next login.
+    out first. The measured time per hash is in docs/decisions.md ("Password hashing"). Existing hashes
+    with other parameters are upgraded at the next login.
     """
 
     time_cost = 2

@@ -279,7 +279,7 @@ class strict:  # noqa: N801 (used like a function: strict(cache).delete(key))
         """Add one to the counter ``key`` (created at 1, expiring after ``timeout`` seconds); its new value.
 
         On Redis one command: a script of INCR, then EXPIRE NX (Redis 7+), which sets the expiry only on
-        the key INCR has just created (COUNT_SCRIPT). Elsewhere add() and incr().
+        the key INCR has just created (_COUNT_SCRIPT). Elsewhere add() and incr().
         """
         if not self._redis:
             self._cache.add(key, 0, timeout)
@@ -295,7 +295,7 @@ class strict:  # noqa: N801 (used like a function: strict(cache).delete(key))
             try:
                 value = redis_client.evalsha(_COUNT_SHA, 1, redis_key, timeout)
             except NoScriptError:  # a Redis that has not run it since it started: EVAL loads it
-                value = redis_client.eval(COUNT_SCRIPT, 1, redis_key, timeout)
+                value = redis_client.eval(_COUNT_SCRIPT, 1, redis_key, timeout)
         except _FAILURES as error:
             raise CacheUnavailableError(str(error)) from error
         return int(value)
@@ -303,8 +303,7 @@ class strict:  # noqa: N801 (used like a function: strict(cache).delete(key))
 
 # strict.count's one command. A script rather than a pipeline of INCR and EXPIRE: the same one round trip,
 # and about 60 us less of redis-py's CPU per call (a pipeline's bookkeeping), on every throttled request.
-# (scripts/bench/floor.py counts with it too.)
-COUNT_SCRIPT = (
+_COUNT_SCRIPT = (
     "local count = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') return count"
 )
-_COUNT_SHA = hashlib.sha1(COUNT_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+_COUNT_SHA = hashlib.sha1(_COUNT_SCRIPT.encode(), usedforsecurity=False).hexdigest()

@@ -1,23 +1,20 @@
 """The hot path against a floor, in one run: how fast the project's endpoints are next to a bare Django view.
 
 Usage: backend/.venv/bin/python scripts/bench/hot_path.py [--stack native|prod] [--rounds N] [--seconds S]
-       (`make bench`, `make bench STACK=prod`)
+       (`make bench`, `make bench STACK=prod`, `make bench BENCH_ARGS="--rounds 5"`)
 
 Targets, each through one nginx over TLS with a keepalive upstream, measured with wrk (32 connections):
-  floor      a bare Django JsonResponse view, no middleware (scripts/bench/floor.py)
-  live       GET /api/v1/health/live
-  csrf       GET /api/v1/auth/csrf
-  me         GET /api/v1/auth/me, logged in
-  me-bound   the floor plus only the round trips and checks of a logged-in `me` (floor.py's ``me_bound``):
-             about the most any `me` with the same guarantees could reach; native runs only
-  csrf-bound the same for `csrf` (``csrf_bound``); native runs only
-  nginx      nginx's own `return 200`
+  floor  a bare Django JsonResponse view, no middleware (scripts/bench/floor.py)
+  live   GET /api/v1/health/live
+  csrf   GET /api/v1/auth/csrf
+  me     GET /api/v1/auth/me, logged in
+  nginx  nginx's own `return 200`
 Both apps run under gunicorn with the backend's config (config/gunicorn.py) and the same
 GUNICORN_WORKERS x GUNICORN_THREADS; the backend with production settings on a real PostgreSQL and Redis.
-The targets take turns in every round (interleaved), so the machine's noise hits all of them alike;
-each figure is the median over the rounds, each ratio the median of the rounds' own ratios. Then `me`
-runs again, in turns with and without a login storm (one address hammering POST auth/login at the
-`auth` limit), and the backend's memory is read.
+The targets take turns in every round (interleaved, in a new order each round), so the machine's noise
+hits all of them alike; each figure is the median over the rounds, each ratio the median of the rounds'
+own ratios to the floor. Then `me` runs again, in turns with and without a login storm (one address
+hammering POST auth/login at nginx's `auth` limit), and the backend's memory is read.
 
 --stack native (the default) runs everything as processes on this machine: a throwaway PostgreSQL and
 Redis (scripts/test-services), the two gunicorns and Debian's nginx; with 2+ CPUs the two apps share CPU
@@ -48,20 +45,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import prod_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND = ROOT / "backend"
-BENCH = ROOT / "scripts" / "bench"
 PYTHON = BACKEND / ".venv" / "bin" / "python"
-PASSWORD = "correct horse battery staple 42"
+PASSWORD = "correct horse battery staple 42"  # noqa: S105 (a throwaway account's)
 WORKERS, THREADS = "3", "2"
 CONNECTIONS = 32
+# The throttles would answer the load with 429s; the login storm meets nginx's `auth` limit instead.
+UNTHROTTLED = {"THROTTLE_ANON": "100000000/m", "THROTTLE_USER": "100000000/m"}
 # Ports of the native run, and of the prod stack's published nginx.
 NATIVE_HTTPS, BACKEND_PORT, FLOOR_PORT = 31443, 31800, 31801
 PG_PORT, REDIS_PORT = 31432, 31379
 PROD_PROJECT = "bench-prod"
-PROD_HTTPS, PROD_BENCH_HTTPS = 32443, 32444
+PROD_HTTPS, PROD_HTTP, PROD_BENCH_HTTPS = 32443, 32080, 32444
 
 
 @dataclass
@@ -76,45 +73,48 @@ def say(message: str) -> None:
     print(f"bench: {message}", flush=True)
 
 
-def run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
+def run(args: list[str], **kwargs: Any) -> str:
+    """The command's output; a failure stops the benchmark with what the command said."""
+    result: subprocess.CompletedProcess[str] = subprocess.run(
         args, capture_output=True, text=True, check=False, **kwargs
     )
     if result.returncode != 0:
         sys.exit(f"bench: {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+    return result.stdout
+
+
+def pinned(cpu: str) -> list[str]:
+    return ["taskset", "--cpu-list", cpu] if cpu else []
 
 
 # ---------------------------------------------------------------- wrk
 
 
-def _milliseconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+def wrk_command(url: str, seconds: int, threads: int, connections: int, *options: str) -> list[str]:
+    limits = [f"--threads={threads}", f"--connections={connections}", f"--duration={seconds}s"]
+    return ["wrk", *limits, *options, url]
 
 
-def wrk(
-    url: str, seconds: int, headers: dict[str, str], *, script: Path | None = None, cpu: str = ""
-) -> Result:
-    command = ["wrk", "--threads", "2", "--connections", str(CONNECTIONS), "--duration", f"{seconds}s"]
-    command += ["--latency", "--timeout", "10s"]
-    for name, value in headers.items():
-        command += ["--header", f"{name}: {value}"]
-    if script is not None:
-        command += ["--script", str(script)]
-    output = run([*pinned(cpu), *command, url]).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+def milliseconds(text: str) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if found is None:
+        sys.exit(f"bench: wrk printed a latency of {text!r}")
+    return float(found[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[found[2]]
+
+
+def wrk(url: str, seconds: int, headers: dict[str, str], cpu: str) -> Result:
+    options = [
+        "--latency",
+        "--timeout=10s",
+        *(f"--header={name}: {value}" for name, value in headers.items()),
+    ]
+    output = run([*pinned(cpu), *wrk_command(url, seconds, 2, CONNECTIONS, *options)])
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
-    if set(percentiles) != {"50", "99"}:
-        sys.exit(f"bench: wrk gave no latency distribution for {url}:\n{output}")
-    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors += int(non_2xx.group(1)) if non_2xx and script is None else 0
-    return Result(rps, _milliseconds(percentiles["50"]), _milliseconds(percentiles["99"]), errors)
-
-
-def pinned(cpu: str) -> list[str]:
-    return ["taskset", "--cpu-list", cpu] if cpu and shutil.which("taskset") else []
+    if rps is None or set(percentiles) != {"50", "99"}:
+        sys.exit(f"bench: wrk gave no rate or latency distribution for {url}:\n{output}")
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout|responses:) (\d+)", output))
+    return Result(float(rps[1]), milliseconds(percentiles["50"]), milliseconds(percentiles["99"]), errors)
 
 
 # ---------------------------------------------------------------- a session, from the outside
@@ -142,22 +142,6 @@ def session_headers(origin: str) -> dict[str, str]:
         return {"Cookie": cookie, "X-CSRFToken": csrf, "Origin": origin}
 
 
-def check_bounds(targets: dict[str, str], headers: dict[str, str]) -> None:
-    """Each bound must do its endpoint's work, or it measures something cheaper: the me-bound finds the
-    session and user that `me` finds, and the csrf-bound masks the cookie's secret as `csrf` does."""
-    with local_client(timeout=30, headers=headers) as client:
-        answers = {name: client.get(targets[name]) for name in ("me", "me-bound", "csrf", "csrf-bound")}
-    me, me_bound = answers["me"], answers["me-bound"]
-    fields = ("id", "email", "first_name", "last_name")
-    if me_bound.status_code != 200 or [me.json()[f] for f in fields] != [me_bound.json()[f] for f in fields]:
-        sys.exit(f"bench: the me-bound does not answer as me does:\n{me.text}\n{me_bound.text}")
-    csrf = [answers["csrf"], answers["csrf-bound"]]
-    cookies = [dict(answer.cookies) for answer in csrf]
-    tokens = [len(answer.json().get("csrf_token", "")) for answer in csrf]
-    if cookies[0] != cookies[1] or not cookies[0] or tokens != [64, 64]:
-        sys.exit(f"bench: the csrf-bound does not answer as csrf does:\n{cookies} {tokens}")
-
-
 def login_storm_script(directory: Path, headers: dict[str, str]) -> Path:
     """wrk Lua script: POST auth/login with a wrong password, as an attacker at the `auth` limit would."""
     script = directory / "login-storm.lua"
@@ -178,14 +162,13 @@ def measure(
     results: dict[str, list[Result]] = {name: [] for name in targets}
     say(f"warming up every target for 2 s, then {rounds} rounds of {seconds} s per target, in turns")
     for url in targets.values():
-        wrk(url, 2, headers, cpu=cpu)
+        wrk(url, 2, headers, cpu)
     for round_number in range(1, rounds + 1):
-        order = list(targets)
-        random.shuffle(order)
-        for name in order:
-            results[name].append(wrk(targets[name], seconds, headers, cpu=cpu))
+        for name in random.sample(list(targets), len(targets)):
+            results[name].append(wrk(targets[name], seconds, headers, cpu))
         say(
-            f"round {round_number}: " + ", ".join(f"{name} {results[name][-1].rps:.0f}/s" for name in targets)
+            f"round {round_number}: "
+            + ", ".join(f"{name} {runs[-1].rps:.0f}/s" for name, runs in results.items())
         )
     return results
 
@@ -193,76 +176,66 @@ def measure(
 def with_and_without_storm(
     me_url: str, login_url: str, headers: dict[str, str], script: Path, rounds: int, seconds: int, cpu: str
 ) -> tuple[list[Result], list[Result], int]:
-    without, with_storm = [], []
-    storm_requests = 0
+    without, with_storm, storm_requests = [], [], 0
     for _ in range(rounds):
-        without.append(wrk(me_url, seconds, headers, cpu=cpu))
-        storm = subprocess.Popen(
-            [
-                *pinned(cpu),
-                "wrk",
-                "--threads",
-                "1",
-                "--connections",
-                "8",
-                "--duration",
-                f"{seconds + 1}s",
-                "--script",
-                str(script),
-                login_url,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(0.5)
-        with_storm.append(wrk(me_url, seconds, headers, cpu=cpu))
-        output, _ = storm.communicate()
+        without.append(wrk(me_url, seconds, headers, cpu))
+        storm_command = wrk_command(login_url, seconds + 1, 1, 8, f"--script={script}")
+        with subprocess.Popen([*pinned(cpu), *storm_command], stdout=subprocess.PIPE, text=True) as storm:
+            time.sleep(0.5)
+            with_storm.append(wrk(me_url, seconds, headers, cpu))
+            output, _ = storm.communicate()
         found = re.search(r"(\d+) requests in", output)
-        storm_requests += int(found.group(1)) if found else 0
+        storm_requests += int(found[1]) if found else 0
     return without, with_storm, storm_requests
 
 
 def median(results: list[Result], field: str) -> float:
-    return statistics.median(getattr(result, field) for result in results)
+    return statistics.median(float(getattr(result, field)) for result in results)
 
 
 def round_ratio(runs: list[Result], floor: list[Result], field: str) -> float:
     """The median over the rounds of each round's ratio to the floor of the same round: the targets of
     a round ran minutes apart at most, so a busy spell of the machine cancels within it."""
     return statistics.median(
-        getattr(run, field) / getattr(base, field) for run, base in zip(runs, floor, strict=True)
+        float(getattr(run, field) / getattr(base, field)) for run, base in zip(runs, floor, strict=True)
     )
 
 
 def report(results: dict[str, list[Result]]) -> None:
     floor = results["floor"]
-    print()
-    print(
-        f"{'target':<10} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99/floor':>9} {'errors':>7}"
-    )
+    print(f"\n{'target':<10} {'req/s':>9} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99/floor':>9} errors")
     for name, runs in results.items():
-        rps = median(runs, "rps")
-        p99 = median(runs, "p99_ms")
-        errors = sum(result.errors for result in runs)
         print(
-            f"{name:<10} {rps:>9.0f} {round_ratio(runs, floor, 'rps'):>6.2f} {median(runs, 'p50_ms'):>8.1f}"
-            f" {p99:>8.1f} {round_ratio(runs, floor, 'p99_ms'):>9.2f} {errors:>7}"
+            f"{name:<10} {median(runs, 'rps'):>9.0f} {round_ratio(runs, floor, 'rps'):>6.2f}"
+            f" {median(runs, 'p50_ms'):>8.1f} {median(runs, 'p99_ms'):>8.1f}"
+            f" {round_ratio(runs, floor, 'p99_ms'):>9.2f} {sum(result.errors for result in runs):>7}"
         )
 
 
-def process_tree_pss_mib(pid: int) -> float:
-    """The memory of a process and its children (gunicorn's master and workers), as PSS: pages the
-    workers share with the master (preload_app) are counted once, not once per process."""
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(child) for child in children.read_text().split()]
-    total_kib = 0
-    for each in pids:
-        with contextlib.suppress(OSError):
-            rollup = Path(f"/proc/{each}/smaps_rollup").read_text()
-            total_kib += int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    return total_kib / 1024
+def measure_all(origin: str, bench_origin: str, directory: Path, args: argparse.Namespace, cpu: str) -> None:
+    """Every target in turns, then `me` with and without a login storm."""
+    say(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread) for both apps")
+    say(f"wrk: 2 threads, {CONNECTIONS} connections per target")
+    headers = session_headers(origin)
+    cookie_only = {"Cookie": headers["Cookie"]}
+    targets = {
+        "floor": f"{bench_origin}/floor",
+        "live": f"{origin}/api/v1/health/live",
+        "csrf": f"{origin}/api/v1/auth/csrf",
+        "me": f"{origin}/api/v1/auth/me",
+        "nginx": f"{bench_origin}/nginx",
+    }
+    report(measure(targets, cookie_only, args.rounds, args.seconds, cpu))
+
+    script = login_storm_script(directory, headers)
+    without, with_storm, storm_requests = with_and_without_storm(
+        targets["me"], f"{origin}/api/v1/auth/login", cookie_only, script, args.rounds, args.seconds, cpu
+    )
+    print(
+        f"\nme during a login storm: {median(with_storm, 'rps'):.0f} req/s against"
+        f" {median(without, 'rps'):.0f} without ({round_ratio(with_storm, without, 'rps'):.2f})"
+    )
+    print(f"the storm sent {storm_requests} logins from one address")
 
 
 # ---------------------------------------------------------------- native: processes on this machine
@@ -277,8 +250,8 @@ http {{
     access_log off;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
-    # The production edge's limit on the auth endpoints (nginx/templates/default.conf.template), at the
-    # API's default THROTTLE_AUTH: the login storm meets it here, as it would in production.
+    # The production edge's limit on logins (nginx/templates/default.conf.template), at the API's default
+    # THROTTLE_AUTH: the login storm meets it here, as it would in production.
     limit_req_zone $binary_remote_addr zone=auth:10m rate=10r/m;
     limit_req_status 429;
     upstream backend {{ server 127.0.0.1:{backend}; keepalive 16; keepalive_timeout 60s; }}
@@ -296,12 +269,8 @@ http {{
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Request-ID $request_id;
         location /api/ {{ proxy_pass http://backend; }}
-        location ~ ^/api/v1/auth/(?:signup|login|password/change|password/reset|password/reset/confirm)$ {{
-            limit_req zone=auth burst=20 nodelay;
-            proxy_pass http://backend;
-        }}
+        location = /api/v1/auth/login {{ limit_req zone=auth burst=20 nodelay; proxy_pass http://backend; }}
         location = /floor {{ proxy_pass http://floor; }}
-        location ~ ^/floor/(?:me|csrf)-bound$ {{ proxy_pass http://floor; }}
         location = /nginx {{ default_type application/json; return 200 '{{"status":"ok"}}'; }}
     }}
 }}
@@ -310,106 +279,58 @@ http {{
 
 @contextlib.contextmanager
 def native_stack(directory: Path, app_cpu: str, other_cpu: str) -> Iterator[tuple[str, int]]:
+    """PostgreSQL, Redis, the backend's and the floor's gunicorn, and nginx; yields the origin and the
+    backend's pid."""
     services = directory / "services"
-    env = {**os.environ, "TEST_PG_PORT": str(PG_PORT), "TEST_REDIS_PORT": str(REDIS_PORT)}
-    run([*pinned(other_cpu), str(ROOT / "scripts" / "test-services"), "start", str(services)], env=env)
+    service_ports = {**os.environ, "TEST_PG_PORT": str(PG_PORT), "TEST_REDIS_PORT": str(REDIS_PORT)}
+    run(
+        [*pinned(other_cpu), str(ROOT / "scripts" / "test-services"), "start", str(services)],
+        env=service_ports,
+    )
     processes: list[subprocess.Popen[bytes]] = []
+    log = (directory / "servers.log").open("w")
     try:
-        service_env = dict(line.split("=", 1) for line in (services / "env").read_text().split())
-        backend_env = {
+        env = {
             **{name: value for name, value in os.environ.items() if name in ("PATH", "HOME", "LANG")},
-            **service_env,
+            **dict(line.split("=", 1) for line in (services / "env").read_text().split()),
+            **UNTHROTTLED,
             "DJANGO_SETTINGS_MODULE": "config.settings.prod",
             "SECRET_KEY": secrets.token_urlsafe(50),
             "ALLOWED_HOSTS": "localhost",
             "TRUSTED_PROXY_COUNT": "1",
             "FORWARDED_ALLOW_IPS": "127.0.0.1",
-            "THROTTLE_ANON": "100000000/m",
-            "THROTTLE_USER": "100000000/m",
             "GUNICORN_WORKERS": WORKERS,
             "GUNICORN_THREADS": THREADS,
             "LOG_LEVEL": "WARNING",
         }
-        run([str(PYTHON), "manage.py", "migrate", "--no-input"], cwd=BACKEND, env=backend_env)
-        gunicorn = [str(PYTHON), "-m", "gunicorn", "--config", "config/gunicorn.py"]
-        log = (directory / "servers.log").open("w")
-        backend = subprocess.Popen(
-            [*pinned(app_cpu), *gunicorn, "--bind", f"127.0.0.1:{BACKEND_PORT}", "config.wsgi"],
-            cwd=BACKEND,
-            env=backend_env,
-            stdout=log,
-            stderr=log,
-        )
-        processes.append(backend)
-        processes.append(
-            subprocess.Popen(
-                [
-                    *pinned(app_cpu),
-                    *gunicorn,
-                    "--bind",
-                    f"127.0.0.1:{FLOOR_PORT}",
-                    "--pythonpath",
-                    str(BENCH),
-                    "floor:application",
-                ],
-                cwd=BACKEND,
-                env=backend_env,
-                stdout=log,
-                stderr=log,
-            )
-        )
-        run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                str(directory / "privkey.pem"),
-                "-out",
-                str(directory / "fullchain.pem"),
-            ]
-        )
+        run([str(PYTHON), "manage.py", "migrate", "--no-input"], cwd=BACKEND, env=env)
+        run([str(ROOT / "nginx" / "local-cert"), str(directory), "localhost"])
         (directory / "nginx.conf").write_text(
             NGINX_CONF.format(dir=directory, backend=BACKEND_PORT, floor=FLOOR_PORT, https=NATIVE_HTTPS)
         )
-        processes.append(
-            subprocess.Popen(
-                [
-                    *pinned(other_cpu),
-                    "nginx",
-                    "-c",
-                    str(directory / "nginx.conf"),
-                    "-p",
-                    str(directory),
-                    "-g",
-                    "daemon off;",
-                ],
-                stdout=log,
-                stderr=log,
-            )
-        )
+        gunicorn = [*pinned(app_cpu), str(PYTHON), "-m", "gunicorn", "--config=config/gunicorn.py"]
+        floor = ["--pythonpath", str(ROOT / "scripts" / "bench"), "floor:application"]
+        nginx = ["nginx", "-p", str(directory), "-c", str(directory / "nginx.conf"), "-g", "daemon off;"]
+        for command in (
+            [*gunicorn, f"--bind=127.0.0.1:{BACKEND_PORT}", "config.wsgi"],
+            [*gunicorn, f"--bind=127.0.0.1:{FLOOR_PORT}", *floor],
+            [*pinned(other_cpu), *nginx],
+        ):
+            processes.append(subprocess.Popen(command, cwd=BACKEND, env=env, stdout=log, stderr=log))
         origin = f"https://localhost:{NATIVE_HTTPS}"
         wait_until_up(f"{origin}/api/v1/health/live", f"{origin}/floor", log=directory / "servers.log")
-        yield origin, backend.pid
+        yield origin, processes[0].pid
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)
         for process in processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=40)
-        run([str(ROOT / "scripts" / "test-services"), "stop", str(services)], env=env)
+        log.close()
+        run([str(ROOT / "scripts" / "test-services"), "stop", str(services)], env=service_ports)
 
 
-def wait_until_up(*urls: str, seconds: float = 120, log: Path | None = None) -> None:
+def wait_until_up(*urls: str, log: Path, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     with local_client(timeout=5) as client:
         for url in urls:
@@ -418,44 +339,72 @@ def wait_until_up(*urls: str, seconds: float = 120, log: Path | None = None) -> 
                     if client.get(url).status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    tail = log.read_text()[-3000:] if log else ""
-                    sys.exit(f"bench: {url} did not answer 200 within {seconds:.0f} s\n{tail}")
+                    sys.exit(
+                        f"bench: {url} did not answer 200 within {seconds:.0f} s\n{log.read_text()[-3000:]}"
+                    )
                 time.sleep(0.5)
+
+
+def process_tree_pss_mib(pid: int) -> float:
+    """The memory of a process and its children (gunicorn's master and workers), as PSS: pages the
+    workers share with the master (preload_app) are counted once, not once per process."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    total_kib = 0
+    for each in [pid, *map(int, children.read_text().split() if children.exists() else [])]:
+        with contextlib.suppress(OSError):
+            rollup = Path(f"/proc/{each}/smaps_rollup").read_text()
+            total_kib += sum(int(kib) for kib in re.findall(r"^Pss:\s+(\d+) kB", rollup, re.MULTILINE))
+    return total_kib / 1024
 
 
 # ---------------------------------------------------------------- prod: the compose stack
 
 
 def compose(env_file: Path, *args: str) -> str:
-    return prod_stack.compose(
-        PROD_PROJECT, env_file, *args, files=("compose.prod.yaml", "scripts/bench/compose.bench.yaml")
+    """`docker compose` of the production stack with the benchmark's floor and nginx server added, through
+    scripts/compose, which writes the stack's secret files from the env file."""
+    files = ["--file=scripts/bench/compose.bench.yaml"]
+    return run(
+        ["scripts/compose", "prod", f"--project-name={PROD_PROJECT}", *files, *args],
+        cwd=ROOT,
+        env={**os.environ, "ENV_FILE": str(env_file)},
     )
 
 
 def container_memory_mib(env_file: Path) -> dict[str, float]:
     ids = compose(env_file, "ps", "--quiet").split()
-    output = run(["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *ids]).stdout
-    usage = {}
-    for line in output.splitlines():
-        name, amount = line.split()[:2]
-        value, unit = re.fullmatch(r"([\d.]+)([KMG]i?B)", amount).groups()  # type: ignore[union-attr]
-        usage[name] = float(value) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 1024**2}.get(unit, 1)
-    return usage
+    output = run(["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *ids])
+    units = {"B": 1 / 1024**2, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024}
+    return {
+        name: float(value) * units[unit]
+        for name, value, unit in re.findall(r"^(\S+) ([\d.]+)([KMG]?i?B) ", output, re.MULTILINE)
+    }
 
 
 @contextlib.contextmanager
-def booted_prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
-    values = prod_stack.env_values(
-        directory, https_port=PROD_HTTPS, http_port=32080, edge_subnet="172.16.250.0/24"
-    )
-    values.update(
-        BENCH_HTTPS_PORT=str(PROD_BENCH_HTTPS),
-        THROTTLE_ANON="100000000/m",
-        THROTTLE_USER="100000000/m",
-        GUNICORN_WORKERS=WORKERS,
-        GUNICORN_THREADS=THREADS,
-    )
-    env_file = prod_stack.write_env(directory, values)
+def prod_stack(directory: Path) -> Iterator[Path]:
+    """compose.prod.yaml booted with an operator's .env of fresh secrets for localhost, a certificate from
+    nginx/local-cert and ports on 127.0.0.1; the env file. Times the cold start and reads the idle memory."""
+    run([str(ROOT / "nginx" / "local-cert"), str(directory), "localhost"])
+    (directory / "acme").mkdir()
+    values = {
+        "SERVER_NAME": "localhost",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        **{name: secrets.token_hex(16) for name in ("DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD")},
+        "TLS_CERT_FILE": f"{directory}/fullchain.pem",
+        "TLS_KEY_FILE": f"{directory}/privkey.pem",
+        "ACME_WEBROOT": f"{directory}/acme",
+        "PUBLISH_ADDRESS": "127.0.0.1",
+        "HTTPS_PORT": str(PROD_HTTPS),
+        "HTTP_PORT": str(PROD_HTTP),
+        "EDGE_SUBNET": "172.16.250.0/24",
+        "BENCH_HTTPS_PORT": str(PROD_BENCH_HTTPS),
+        "GUNICORN_WORKERS": WORKERS,
+        "GUNICORN_THREADS": THREADS,
+        **UNTHROTTLED,
+    }
+    env_file = directory / "bench.env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
     compose(env_file, "down", "--volumes", "--remove-orphans")
     try:
         say("building the images and starting the stack once")
@@ -469,7 +418,7 @@ def booted_prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
         idle = {name: mib for name, mib in container_memory_mib(env_file).items() if "-floor-" not in name}
         listed = ", ".join(f"{name} {mib:.0f} MiB" for name, mib in sorted(idle.items()))
         say(f"idle memory of the production services: {listed}; in all {sum(idle.values()):.0f} MiB")
-        yield f"https://localhost:{PROD_HTTPS}", f"https://localhost:{PROD_BENCH_HTTPS}", env_file
+        yield env_file
     finally:
         compose(env_file, "down", "--volumes", "--remove-orphans")
 
@@ -477,43 +426,8 @@ def booted_prod_stack(directory: Path) -> Iterator[tuple[str, str, Path]]:
 # ---------------------------------------------------------------- main
 
 
-def measure_all(
-    origin: str, bench_origin: str, directory: Path, args: argparse.Namespace, cpu: str, *, bounds: bool
-) -> None:
-    """Every target in turns, then `me` with and without a login storm."""
-    say(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread) for both apps")
-    say(f"wrk: 2 threads, {CONNECTIONS} connections per target")
-    headers = session_headers(origin)
-    cookie_only = {"Cookie": headers["Cookie"]}
-    targets = {
-        "floor": f"{bench_origin}/floor",
-        "live": f"{origin}/api/v1/health/live",
-        "csrf": f"{origin}/api/v1/auth/csrf",
-        "me": f"{origin}/api/v1/auth/me",
-        # The floor app in the compose stack has no database or Redis to reach.
-        **({"csrf-bound": f"{bench_origin}/floor/csrf-bound"} if bounds else {}),
-        **({"me-bound": f"{bench_origin}/floor/me-bound"} if bounds else {}),
-        "nginx": f"{bench_origin}/nginx",
-    }
-    if bounds:
-        check_bounds(targets, cookie_only)
-    report(measure(targets, cookie_only, args.rounds, args.seconds, cpu))
-
-    script = login_storm_script(directory, headers)
-    login_url = f"{origin}/api/v1/auth/login"
-    without, with_storm, storm_requests = with_and_without_storm(
-        targets["me"], login_url, cookie_only, script, args.rounds, args.seconds, cpu
-    )
-    calm, stormy = median(without, "rps"), median(with_storm, "rps")
-    print(
-        f"\nme during a login storm: {stormy:.0f} req/s against {calm:.0f} without"
-        f" ({round_ratio(with_storm, without, 'rps'):.2f})"
-    )
-    print(f"the storm sent {storm_requests} logins from one address")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--stack", choices=("native", "prod"), default="native")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=8)
@@ -532,19 +446,21 @@ def main() -> None:
         directory.chmod(0o711)  # PostgreSQL, run as its own user, keeps its data below
         if args.stack == "prod":
             say(f"{cpus} CPUs, shared by wrk and the containers within their compose CPU limits")
-            with booted_prod_stack(directory) as (origin, bench_origin, env_file):
-                measure_all(origin, bench_origin, directory, args, cpu="", bounds=False)
+            with prod_stack(directory) as env_file:
+                origin = f"https://localhost:{PROD_HTTPS}"
+                measure_all(origin, f"https://localhost:{PROD_BENCH_HTTPS}", directory, args, cpu="")
                 memory = container_memory_mib(env_file)
                 backend = sum(mib for name, mib in memory.items() if "-backend-" in name)
                 print(f"backend container memory after the load: {backend:.0f} MiB")
             return
-        app_cpu, other_cpu = ("0", "1") if cpus >= 2 else ("", "")
-        if app_cpu:
-            say(f"{cpus} CPUs: both gunicorns on CPU 0; nginx, wrk, PostgreSQL and Redis on CPU 1")
-        else:
-            say("1 CPU, shared by every part")
+        app_cpu, other_cpu = ("0", "1") if cpus >= 2 and shutil.which("taskset") else ("", "")
+        say(
+            f"{cpus} CPUs: both gunicorns on CPU 0; nginx, wrk, PostgreSQL and Redis on CPU 1"
+            if app_cpu
+            else "1 CPU (or no taskset), shared by every part"
+        )
         with native_stack(directory, app_cpu, other_cpu) as (origin, backend_pid):
-            measure_all(origin, origin, directory, args, other_cpu, bounds=True)
+            measure_all(origin, origin, directory, args, other_cpu)
             pss = process_tree_pss_mib(backend_pid)
             print(f"backend memory after the load (PSS of gunicorn's master and workers): {pss:.0f} MiB")
 

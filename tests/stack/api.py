@@ -79,3 +79,28 @@ def assert_security_headers_once(response: httpx.Response) -> None:
     assert len(response.headers.get_list("x-request-id")) == 1
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
     assert response.headers["server"] == "nginx", "no version in the Server header"
+
+
+def assert_an_owned_resource_serves(origin: str, client_for, path: str = "/api/v1/notes") -> None:
+    """What `make app` gives (docs/extending.md), through nginx: create, list with search, read, PATCH,
+    DELETE by its owner; another user's row answers 404 like a missing one. ``client_for()`` makes an
+    HTTPS client of the stack."""
+    with client_for() as owner, client_for() as other:
+        for client in (owner, other):
+            assert signup(client, origin, new_email()).status_code == 201
+        created = owner.post(
+            path, json={"title": "groceries", "body": "milk"}, headers=csrf_headers(owner, origin)
+        )
+        assert created.status_code == 201, created.text
+        row = f"{path}/{created.json()['id']}"
+        listed = owner.get(path, params={"q": "milk"})
+        assert listed.status_code == 200, listed.text
+        assert [item["id"] for item in listed.json()["results"]] == [created.json()["id"]]
+        assert owner.get(row).json()["title"] == "groceries"
+        stranger = other.get(row)
+        assert (stranger.status_code, stranger.json()["code"]) == (404, "NOT_FOUND")
+        assert other.get(path).json()["results"] == []
+        patched = owner.patch(row, json={"title": "shopping"}, headers=csrf_headers(owner, origin))
+        assert (patched.status_code, patched.json()["title"]) == (200, "shopping"), patched.text
+        assert owner.delete(row, headers=csrf_headers(owner, origin)).status_code == 204
+        assert owner.get(row).status_code == 404

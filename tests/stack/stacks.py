@@ -308,6 +308,21 @@ def committed(stack: Stack, message: str, change: Callable[[Path], None]) -> Ite
         run(["git", "reset", "--quiet", "--hard", "HEAD~1"], cwd=stack.directory, env=git_environment())
 
 
+def make_app(checkout: Path, name: str = "notes", model: str = "Note") -> None:
+    """`make app NAME=notes MODEL=Note` and its migration in a checkout, as a developer adds a resource,
+    with this repository's virtualenv (a checkout of the stack tests has none)."""
+    venv = REPO / "backend" / ".venv"
+    env = clean_environment({})
+    run(
+        ["make", "--no-print-directory", "app", f"NAME={name}", f"MODEL={model}", f"VENV={venv}"],
+        cwd=checkout,
+        env=env,
+    )
+    run(
+        [str(venv / "bin" / "python"), "manage.py", "makemigrations", name], cwd=checkout / "backend", env=env
+    )
+
+
 def set_site_header(header: str) -> Callable[[Path], None]:
     """A change of the backend's code that shows over HTTPS: the admin's site header."""
 

@@ -4,6 +4,7 @@ https://localhost:<port>/api/v1/ with a certificate made on the first start, cod
 import datetime
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,17 @@ from typing import Any
 import httpx
 from cryptography import x509
 
-from .api import csrf_headers, login, logout, me, new_email, set_cookies, signup
-from .stacks import Stack, docker_inspect, run
+from .api import (
+    assert_an_owned_resource_serves,
+    csrf_headers,
+    login,
+    logout,
+    me,
+    new_email,
+    set_cookies,
+    signup,
+)
+from .stacks import Stack, docker_inspect, make_app, run
 from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
 
 NEW_PASSWORD = "a new password from the reset mail"  # noqa: S105 (a test account)
@@ -152,6 +162,43 @@ def test_the_dev_server_reloads_changed_code(dev_stack):
     finally:
         # Back to the code as committed, for the tests after this one.
         assert live_body_within(dev_stack, {"status": "ok"}, (health, source)) == {"status": "ok"}
+
+
+def wait_until_served(stack: Stack, path: str, served: bool, seconds: float = 90) -> None:
+    """Until the dev server, reloaded, has listed (or not listed) `path` in its schema for
+    RELOAD_SETTLED_SECONDS without a break."""
+    deadline = time.monotonic() + seconds
+    settled_since: float | None = None
+    while time.monotonic() < deadline:
+        with stack.client() as client:
+            response = client.get("/api/v1/schema", headers={"Accept": "application/json"})
+        if response.status_code == 200 and (path in response.json()["paths"]) == served:
+            settled_since = settled_since or time.monotonic()
+            if time.monotonic() - settled_since >= RELOAD_SETTLED_SECONDS:
+                return
+        else:
+            settled_since = None
+        time.sleep(0.5)
+    raise AssertionError(f"{path} {'not ' if served else ''}served after {seconds} s")
+
+
+def test_an_app_made_by_make_app_serves_at_once(dev_stack):
+    """docs/extending.md's first steps against the dev stack: `make app`, its migration, and the dev
+    server serves the new resource after its reload. The checkout is put back afterwards."""
+    backend = dev_stack.directory / "backend"
+    wiring = [backend / "config" / "settings" / "base.py", backend / "config" / "urls.py"]
+    committed_text = {path: path.read_text() for path in wiring}
+    try:
+        make_app(dev_stack.directory)
+        wait_until_served(dev_stack, "/api/v1/notes", served=True)
+        dev_stack.exec("backend", "python", "manage.py", "migrate", "--no-input")
+        assert_an_owned_resource_serves(dev_stack.origin, dev_stack.client)
+    finally:
+        for path, text in committed_text.items():
+            path.write_text(text)
+        shutil.rmtree(backend / "notes", ignore_errors=True)
+        (backend / "db.sqlite3").unlink(missing_ok=True)
+        wait_until_served(dev_stack, "/api/v1/notes", served=False)
 
 
 def mails_to(stack: Stack, address: str, seconds: float = 15) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from .api import assert_an_owned_resource_serves
 from .load import assert_served_everything, under_load
 from .stacks import (
     REPO,
@@ -26,6 +27,7 @@ from .stacks import (
     committed,
     docker_inspect,
     git_environment,
+    make_app,
     run,
     set_site_header,
     site_header,
@@ -222,6 +224,18 @@ def test_rollback_brings_back_the_previous_image_with_no_failed_request(prod_sta
     assert image_id(prod_stack, "previous") == deployed
     # What serves now is what the checkout holds again.
     run(["git", "reset", "--quiet", "--hard", "HEAD~1"], cwd=prod_stack.directory, env=git_environment())
+
+
+# ---------------------------------------------------------------- your own endpoints
+
+
+def test_an_app_made_by_make_app_deploys_and_serves(prod_stack):
+    """docs/extending.md's path to production: `make app`, its migration, a commit, `make deploy`."""
+    with committed(prod_stack, "make app NAME=notes MODEL=Note", make_app):
+        deployed = deploy(prod_stack)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert "notes.0001_initial" in applied_migrations(prod_stack)
+        assert_an_owned_resource_serves(prod_stack.origin, prod_stack.client)
 
 
 # ---------------------------------------------------------------- certificates and `make up`

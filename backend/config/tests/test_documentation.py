@@ -313,7 +313,7 @@ def test_frontend_snippet_is_the_code_the_browser_test_runs(snippet):
 
 def test_the_log_rotation_keeps_a_day_at_the_rate_the_decision_states():
     """compose.prod.yaml's rotation for the services that log each request holds a day at the rate
-    docs/decisions.md sizes it for, at the bytes per request measured there (make bench-logs)."""
+    docs/decisions.md sizes it for, at the bytes per request measured there."""
     decision = markdown_section(REPO / "docs" / "decisions.md", "Log rotation: a day of traffic on the host")
     [rate] = re.findall(r"a day at (\d+) requests per second", decision)
     measured = dict(re.findall(r"^ +(nginx|backend) +(\d+) +\d+$", decision, re.MULTILINE))
