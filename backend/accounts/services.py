@@ -22,8 +22,7 @@ from accounts.models import EMAIL_TAKEN, User, normalize_email
 from accounts.selectors import user_get_active_by_email, user_get_from_reset_uid
 from core import background, errors, rate_limit
 from core.cache import CacheUnavailableError, strict
-from core.errors import ApplicationError
-from core.exceptions import DEPENDENCY_ERRORS
+from core.errors import DEPENDENCY_ERRORS, ApplicationError
 from core.request_context import client_ip
 
 logger = logging.getLogger(__name__)

@@ -5,9 +5,21 @@ The frontend switches on ``code``; ``message`` is for people. What each code mea
 error table, which a test keeps to exactly these codes and statuses.
 """
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
+
+import psycopg
+from django.db import InterfaceError, OperationalError
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from core.cache import CacheUnavailableError
+from core.sessions import SessionNotEndedError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,3 +120,29 @@ def unavailable(
         details=details,
         headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
     )
+
+
+# A dependency that did not answer: the database (Django wraps psycopg's errors, not always those of
+# psycopg's own connect), or Redis where a caller asked to know (core.cache.strict). 503, not 500: the
+# request may succeed in a moment, and it is not a bug.
+DEPENDENCY_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionInterrupted,
+    CacheUnavailableError,
+)
+
+
+def dependency_error(exc: BaseException) -> ApplicationError:
+    """The 503 for a dependency that did not answer, logged once as a WARNING."""
+    logger.warning("Service unavailable: %s: %s", type(exc).__name__, exc)
+    if isinstance(exc, SessionNotEndedError):
+        return unavailable(
+            "The session could not be ended because the session store is unavailable; it is unchanged. "
+            "Try again shortly."
+        )
+    return unavailable()

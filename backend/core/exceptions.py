@@ -15,26 +15,19 @@ import sys
 from http import HTTPStatus
 from typing import Any
 
-import psycopg
 from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf as django_csrf
 from django.views import defaults
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from core import errors
-from core.cache import CacheUnavailableError
-from core.errors import ApplicationError, ErrorCode
+from core.errors import DEPENDENCY_ERRORS, ApplicationError, ErrorCode, dependency_error
 from core.request_context import request_id
-from core.sessions import SessionNotEndedError
 
 logger = logging.getLogger(__name__)
 
@@ -54,32 +47,6 @@ class CsrfFailed(exceptions.PermissionDenied):
     def __init__(self, reason: str) -> None:
         super().__init__(f"CSRF verification failed: {reason}")
         self.reason = reason
-
-
-# A dependency that did not answer: the database (Django wraps psycopg's errors, not always those of
-# psycopg's own connect), or Redis where a caller asked to know (core.cache.strict). 503, not 500: the
-# request may succeed in a moment, and it is not a bug.
-DEPENDENCY_ERRORS = (
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    ConnectionInterrupted,
-    CacheUnavailableError,
-)
-
-
-def dependency_error(exc: BaseException) -> ApplicationError:
-    """The 503 for a dependency that did not answer, logged once as a WARNING."""
-    logger.warning("Service unavailable: %s: %s", type(exc).__name__, exc)
-    if isinstance(exc, SessionNotEndedError):
-        return errors.unavailable(
-            "The session could not be ended because the session store is unavailable; it is unchanged. "
-            "Try again shortly."
-        )
-    return errors.unavailable()
 
 
 _CODES: dict[type[exceptions.APIException], ErrorCode] = {

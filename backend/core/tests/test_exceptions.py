@@ -383,7 +383,7 @@ def assert_unavailable(response: Any) -> dict[str, Any]:
 def test_an_unreachable_dependency_in_an_api_view_is_503(client, db, caplog, dependency):
     assert_unavailable(client.get(f"/api/test/dependency-down/{dependency}"))
 
-    [warning] = [record for record in caplog.records if record.name == "core.exceptions"]
+    [warning] = [record for record in caplog.records if record.name == "core.errors"]
     assert warning.levelname == "WARNING"
     assert warning.getMessage().startswith("Service unavailable: ")
 
