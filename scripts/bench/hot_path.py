@@ -13,8 +13,7 @@ Both apps run under gunicorn with the backend's config (config/gunicorn.py) and 
 GUNICORN_WORKERS x GUNICORN_THREADS; the backend with production settings on a real PostgreSQL and Redis.
 The targets take turns in every round (interleaved, in a new order each round), so the machine's noise
 hits all of them alike; each figure is the median over the rounds, each ratio the median of the rounds'
-own ratios to the floor. Then `me` runs again, in turns with and without a login storm (one address
-hammering POST auth/login at nginx's `auth` limit), and the backend's memory is read.
+own ratios to the floor. Then the backend's memory is read.
 
 --stack native (the default) runs everything as processes on this machine: a throwaway PostgreSQL and
 Redis (scripts/test-services), the two gunicorns and Debian's nginx; with 2+ CPUs the two apps share CPU
@@ -27,7 +26,6 @@ Needs wrk (apt-get install wrk) and, for native, nginx (apt-get install nginx-li
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import re
@@ -52,7 +50,7 @@ PYTHON = BACKEND / ".venv" / "bin" / "python"
 PASSWORD = "correct horse battery staple 42"  # noqa: S105 (a throwaway account's)
 WORKERS, THREADS = "3", "2"
 CONNECTIONS = 32
-# The throttles would answer the load with 429s; the login storm meets nginx's `auth` limit instead.
+# The throttles would answer the load with 429s.
 UNTHROTTLED = {"THROTTLE_ANON": "100000000/m", "THROTTLE_USER": "100000000/m"}
 # Ports of the native run, and of the prod stack's published nginx.
 NATIVE_HTTPS, BACKEND_PORT, FLOOR_PORT = 31443, 31800, 31801
@@ -142,17 +140,6 @@ def session_headers(origin: str) -> dict[str, str]:
         return {"Cookie": cookie, "X-CSRFToken": csrf, "Origin": origin}
 
 
-def login_storm_script(directory: Path, headers: dict[str, str]) -> Path:
-    """wrk Lua script: POST auth/login with a wrong password, as an attacker at the `auth` limit would."""
-    script = directory / "login-storm.lua"
-    body = json.dumps({"email": "nobody@example.com", "password": "not the password"})
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
-    lines += [f'wrk.headers["{name}"] = {json.dumps(value)}' for name, value in headers.items()]
-    lines.append('wrk.headers["Content-Type"] = "application/json"')
-    script.write_text("\n".join(lines) + "\n")
-    return script
-
-
 # ---------------------------------------------------------------- measuring
 
 
@@ -171,22 +158,6 @@ def measure(
             + ", ".join(f"{name} {runs[-1].rps:.0f}/s" for name, runs in results.items())
         )
     return results
-
-
-def with_and_without_storm(
-    me_url: str, login_url: str, headers: dict[str, str], script: Path, rounds: int, seconds: int, cpu: str
-) -> tuple[list[Result], list[Result], int]:
-    without, with_storm, storm_requests = [], [], 0
-    for _ in range(rounds):
-        without.append(wrk(me_url, seconds, headers, cpu))
-        storm_command = wrk_command(login_url, seconds + 1, 1, 8, f"--script={script}")
-        with subprocess.Popen([*pinned(cpu), *storm_command], stdout=subprocess.PIPE, text=True) as storm:
-            time.sleep(0.5)
-            with_storm.append(wrk(me_url, seconds, headers, cpu))
-            output, _ = storm.communicate()
-        found = re.search(r"(\d+) requests in", output)
-        storm_requests += int(found[1]) if found else 0
-    return without, with_storm, storm_requests
 
 
 def median(results: list[Result], field: str) -> float:
@@ -212,8 +183,8 @@ def report(results: dict[str, list[Result]]) -> None:
         )
 
 
-def measure_all(origin: str, bench_origin: str, directory: Path, args: argparse.Namespace, cpu: str) -> None:
-    """Every target in turns, then `me` with and without a login storm."""
+def measure_all(origin: str, bench_origin: str, args: argparse.Namespace, cpu: str) -> None:
+    """Every target in turns."""
     say(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread) for both apps")
     say(f"wrk: 2 threads, {CONNECTIONS} connections per target")
     headers = session_headers(origin)
@@ -226,16 +197,6 @@ def measure_all(origin: str, bench_origin: str, directory: Path, args: argparse.
         "nginx": f"{bench_origin}/nginx",
     }
     report(measure(targets, cookie_only, args.rounds, args.seconds, cpu))
-
-    script = login_storm_script(directory, headers)
-    without, with_storm, storm_requests = with_and_without_storm(
-        targets["me"], f"{origin}/api/v1/auth/login", cookie_only, script, args.rounds, args.seconds, cpu
-    )
-    print(
-        f"\nme during a login storm: {median(with_storm, 'rps'):.0f} req/s against"
-        f" {median(without, 'rps'):.0f} without ({round_ratio(with_storm, without, 'rps'):.2f})"
-    )
-    print(f"the storm sent {storm_requests} logins from one address")
 
 
 # ---------------------------------------------------------------- native: processes on this machine
@@ -250,10 +211,6 @@ http {{
     access_log off;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
-    # The production edge's limit on logins (nginx/templates/default.conf.template), at the API's default
-    # THROTTLE_AUTH: the login storm meets it here, as it would in production.
-    limit_req_zone $binary_remote_addr zone=auth:10m rate=10r/m;
-    limit_req_status 429;
     upstream backend {{ server 127.0.0.1:{backend}; keepalive 16; keepalive_timeout 60s; }}
     upstream floor {{ server 127.0.0.1:{floor}; keepalive 16; keepalive_timeout 60s; }}
     server {{
@@ -269,7 +226,6 @@ http {{
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Request-ID $request_id;
         location /api/ {{ proxy_pass http://backend; }}
-        location = /api/v1/auth/login {{ limit_req zone=auth burst=20 nodelay; proxy_pass http://backend; }}
         location = /floor {{ proxy_pass http://floor; }}
         location = /nginx {{ default_type application/json; return 200 '{{"status":"ok"}}'; }}
     }}
@@ -448,7 +404,7 @@ def main() -> None:
             say(f"{cpus} CPUs, shared by wrk and the containers within their compose CPU limits")
             with prod_stack(directory) as env_file:
                 origin = f"https://localhost:{PROD_HTTPS}"
-                measure_all(origin, f"https://localhost:{PROD_BENCH_HTTPS}", directory, args, cpu="")
+                measure_all(origin, f"https://localhost:{PROD_BENCH_HTTPS}", args, cpu="")
                 memory = container_memory_mib(env_file)
                 backend = sum(mib for name, mib in memory.items() if "-backend-" in name)
                 print(f"backend container memory after the load: {backend:.0f} MiB")
@@ -460,7 +416,7 @@ def main() -> None:
             else "1 CPU (or no taskset), shared by every part"
         )
         with native_stack(directory, app_cpu, other_cpu) as (origin, backend_pid):
-            measure_all(origin, origin, directory, args, other_cpu)
+            measure_all(origin, origin, args, other_cpu)
             pss = process_tree_pss_mib(backend_pid)
             print(f"backend memory after the load (PSS of gunicorn's master and workers): {pss:.0f} MiB")
 
