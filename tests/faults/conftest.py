@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stack.stacks import FIGURES, PORT_OFFSET, REPO, SLOT, SUFFIX, Stack, clean_environment, prod_env_file
+from stack.stacks import FIGURES, PORT_OFFSET, REPO, SLOT, SUFFIX, Stack, prod_env_file
 
 PROJECT = f"faulttest-prod{SUFFIX}"
 PORTS = {"HTTPS_PORT": str(30443 + PORT_OFFSET), "HTTP_PORT": str(30080 + PORT_OFFSET)}
@@ -37,18 +37,7 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env_file = prod_env_file(directory)
     lines = [line for line in env_file.read_text().splitlines() if line.split("=", 1)[0] not in RAISED]
     env_file.write_text("".join(f"{line}\n" for line in lines + [f"{k}={v}" for k, v in RAISED.items()]))
-    stack = Stack(
-        project=PROJECT,
-        directory=REPO,
-        compose_files=["compose.prod.yaml"],
-        env=clean_environment({}),
-        https_port=int(PORTS["HTTPS_PORT"]),
-        http_port=int(PORTS["HTTP_PORT"]),
-        ca_file=directory / "certs" / "ca.pem",
-        certificate=directory / "certs" / "fullchain.pem",
-        env_file=env_file,
-        session_cookie="__Host-sessionid",
-    )
+    stack = Stack.production(PROJECT, REPO, env_file, PORTS, ["compose.prod.yaml"])
     stack.down()
     try:
         stack.up()

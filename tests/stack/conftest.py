@@ -116,18 +116,8 @@ def prod_stack(workdir: Path) -> Iterator[Stack]:
     directory = workdir / "prod"
     directory.mkdir()
     env_file = prod_env_file(directory)
-    stack = Stack(
-        project=PROD_PROJECT,
-        directory=git_checkout(directory / "checkout"),
-        compose_files=["compose.prod.yaml"],
-        env=clean_environment({}),
-        https_port=int(PROD_PORTS["HTTPS_PORT"]),
-        http_port=int(PROD_PORTS["HTTP_PORT"]),
-        ca_file=directory / "certs" / "ca.pem",
-        certificate=directory / "certs" / "fullchain.pem",
-        env_file=env_file,
-        session_cookie="__Host-sessionid",
-    )
+    checkout = git_checkout(directory / "checkout")
+    stack = Stack.production(PROD_PROJECT, checkout, env_file, PROD_PORTS, ["compose.prod.yaml"])
     with phase("prod: remove leftovers"):
         stack.down()
     try:
@@ -171,18 +161,8 @@ def swarm_stack(workdir: Path) -> Iterator[SwarmStack]:
     directory = workdir / "swarm"
     directory.mkdir()
     env_file = prod_env_file(directory, **SWARM_PORTS, EDGE_SUBNET=SWARM_EDGE_SUBNET, SWARM_STACK=SWARM_STACK)
-    stack = SwarmStack(
-        project=SWARM_STACK,
-        directory=git_checkout(directory / "checkout"),
-        compose_files=[],
-        env=env,
-        https_port=int(SWARM_PORTS["HTTPS_PORT"]),
-        http_port=int(SWARM_PORTS["HTTP_PORT"]),
-        ca_file=directory / "certs" / "ca.pem",
-        certificate=directory / "certs" / "fullchain.pem",
-        env_file=env_file,
-        session_cookie="__Host-sessionid",
-    )
+    checkout = git_checkout(directory / "checkout")
+    stack = SwarmStack.production(SWARM_STACK, checkout, env_file, SWARM_PORTS, [])
     state, node, labels = swarm_node()
     made_here = state != "active" or MADE_BY_THE_STACK_TEST in labels
     try:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -115,6 +115,25 @@ class Stack:
     # Production settings name the session cookie __Host-sessionid; the CSRF cookie is the API
     # contract's csrftoken everywhere (api.CSRF_COOKIE).
     session_cookie: str = "sessionid"
+
+    @classmethod
+    def production(
+        cls, project: str, checkout: Path, env_file: Path, ports: dict[str, str], compose_files: list[str]
+    ) -> Self:
+        """A stack of compose.prod.yaml with the .env, ports and certificate that prod_env_file wrote
+        beside `env_file`."""
+        return cls(
+            project=project,
+            directory=checkout,
+            compose_files=compose_files,
+            env=clean_environment({}),
+            https_port=int(ports["HTTPS_PORT"]),
+            http_port=int(ports["HTTP_PORT"]),
+            ca_file=env_file.parent / "certs" / "ca.pem",
+            certificate=env_file.parent / "certs" / "fullchain.pem",
+            env_file=env_file,
+            session_cookie="__Host-sessionid",
+        )
 
     def env_values(self) -> dict[str, str]:
         """The env file's variables (compose.prod.yaml's stacks)."""
