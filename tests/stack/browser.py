@@ -75,6 +75,15 @@ def launch_chromium(
     return playwright.chromium.launch(executable_path=executable, headless=True, args=args, env=env)
 
 
+def chromium_trusting(playwright: Playwright, stack: Stack) -> Iterator[Browser]:
+    """launch_chromium trusting the stack's certificate, closed afterwards: a module's `browser` fixture
+    yields from it."""
+    assert stack.certificate is not None
+    chromium = launch_chromium(playwright, [stack.certificate])
+    yield chromium
+    chromium.close()
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
         pass

@@ -95,6 +95,18 @@ async def slow_header(host: str, port: int, tls: ssl.SSLContext, opened: asyncio
     return await closing if closing.done() else GAVE_UP
 
 
+async def until_closed(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, started: float
+) -> dict[str, Any]:
+    """When and how the server closed the connection, or GAVE_UP; the client's side is closed after."""
+    try:
+        ended = await asyncio.wait_for(closed_by_server(reader, started), GIVE_UP_SECONDS)
+    except TimeoutError:
+        ended = GAVE_UP
+    writer.close()
+    return ended
+
+
 async def slow_body(host: str, port: int, tls: ssl.SSLContext, opened: asyncio.Event) -> dict[str, Any]:
     reader, writer = await asyncio.open_connection(host, port, ssl=tls, server_hostname="localhost")
     writer.write(
@@ -104,12 +116,7 @@ async def slow_body(host: str, port: int, tls: ssl.SSLContext, opened: asyncio.E
     await writer.drain()
     started = time.monotonic()  # the last byte the server got from this client
     opened.set()
-    try:
-        ended = await asyncio.wait_for(closed_by_server(reader, started), GIVE_UP_SECONDS)
-    except TimeoutError:
-        ended = GAVE_UP
-    writer.close()
-    return ended
+    return await until_closed(reader, writer, started)
 
 
 async def slow_handshake(host: str, port: int, opened: asyncio.Event) -> dict[str, Any]:
@@ -118,12 +125,7 @@ async def slow_handshake(host: str, port: int, opened: asyncio.Event) -> dict[st
     writer.write(PARTIAL_CLIENT_HELLO)
     await writer.drain()
     opened.set()
-    try:
-        ended = await asyncio.wait_for(closed_by_server(reader, started), GIVE_UP_SECONDS)
-    except TimeoutError:
-        ended = GAVE_UP
-    writer.close()
-    return ended
+    return await until_closed(reader, writer, started)
 
 
 async def attack(

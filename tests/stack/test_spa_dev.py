@@ -23,6 +23,7 @@ from .browser import (
     TRANSPORTS,
     admin_login,
     assert_session_cookie_flags,
+    chromium_trusting,
     cookies,
     expect_error,
     expect_view,
@@ -78,10 +79,7 @@ def dev_server(dev_stack: Stack, workdir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright, dev_stack: Stack) -> Iterator[Browser]:
-    assert dev_stack.certificate is not None
-    chromium = launch_chromium(playwright, [dev_stack.certificate])
-    yield chromium
-    chromium.close()
+    yield from chromium_trusting(playwright, dev_stack)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

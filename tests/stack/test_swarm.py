@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Playwright
 
 from .api import login, logout, me, new_email, signup
-from .browser import SPA_DIRECTORY, launch_chromium, serve
+from .browser import SPA_DIRECTORY, chromium_trusting, serve
 from .load import Request, assert_served_everything, under_load
 from .spec_client import assert_the_spec_contract_holds
 from .stacks import FIGURES, PROD_SPA_PORT, SwarmStack, commit, set_site_header, site_header
@@ -111,10 +111,7 @@ def test_signup_me_logout_through_nginx(swarm_stack):
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright, swarm_stack: SwarmStack) -> Iterator[Browser]:
-    assert swarm_stack.certificate is not None
-    chromium = launch_chromium(playwright, [swarm_stack.certificate])
-    yield chromium
-    chromium.close()
+    yield from chromium_trusting(playwright, swarm_stack)
 
 
 def test_a_spa_written_from_the_spec_works_against_the_swarm_stack(context, swarm_stack):
