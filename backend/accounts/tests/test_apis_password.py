@@ -66,15 +66,20 @@ def test_change_password_keeps_this_session_and_ends_the_others(user):
     assert can_log_in(user.email, NEW_PASSWORD)
 
 
+def assert_refused_and_unchanged(response, field, user_client, user):
+    """A 400 naming only `field`; the password is the old one and the session still logged in."""
+    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
+    assert set(details) == {field}
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+    assert logged_in_id(user_client) == user.pk
+
+
 @pytest.mark.django_db
 def test_change_password_with_a_wrong_current_password_is_refused(user_client, user):
     response = user_client.post(CHANGE, {"current_password": "not my password", "new_password": NEW_PASSWORD})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
-    assert set(details) == {"current_password"}
-    user.refresh_from_db()
-    assert user.check_password(PASSWORD)
-    assert logged_in_id(user_client) == user.pk
+    assert_refused_and_unchanged(response, "current_password", user_client, user)
 
 
 @pytest.mark.django_db
@@ -92,11 +97,7 @@ def test_change_password_with_a_wrong_current_password_is_refused(user_client, u
 def test_change_password_to_a_weak_one_is_refused(user_client, user, weak_password):
     response = user_client.post(CHANGE, {"current_password": PASSWORD, "new_password": weak_password(user)})
 
-    details = assert_error(response, 400, "VALIDATION_ERROR")["details"]
-    assert set(details) == {"new_password"}
-    user.refresh_from_db()
-    assert user.check_password(PASSWORD)
-    assert logged_in_id(user_client) == user.pk
+    assert_refused_and_unchanged(response, "new_password", user_client, user)
 
 
 @pytest.mark.django_db
