@@ -3,6 +3,16 @@
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -o errexit -o nounset -o pipefail -c
 
+# What a command line (or the environment) gives is text: make does not expand a `$(...)` in it, and
+# every recipe passes it to the shell quoted. $(call arg,VALUE) is VALUE as one shell word;
+# $(call args,VALUE) its words split at spaces, each one a word of its own (ARGS="makemigrations accounts").
+GIVEN_VARIABLES := ARGS BENCH_ARGS CA_FILE CERT_NAMES CERTS_DIR FILE MODEL NAME PORT PYTEST_ARGS SERVICE \
+	SERVICES_DIR STACK
+$(foreach variable,$(GIVEN_VARIABLES),$(if $(filter command environment,$(origin $(variable))),\
+	$(eval override $(variable) := $$(value $(variable)))))
+arg = '$(subst ','\'',$(1))'
+args = $(foreach word,$(1),$(call arg,$(word)))
+
 # The Python that makes the virtualenv: 3.11 or newer, with its venv module.
 PYTHON ?= python3
 VENV ?= backend/.venv
@@ -17,9 +27,9 @@ SERVICES_DIR ?= $(CURDIR)/.cache/test-services
 # $(call with_services,COMMAND): COMMAND with a throwaway PostgreSQL and Redis started in SERVICES_DIR
 # and their DB_* and REDIS_URL in its environment; they are stopped whatever COMMAND's exit status,
 # which make then gets.
-with_services = scripts/test-services start $(SERVICES_DIR) && \
-	{ set -a; . $(SERVICES_DIR)/env; set +a; status=0; ($(1)) || status=$$?; \
-	scripts/test-services stop $(SERVICES_DIR); exit $$status; }
+with_services = scripts/test-services start $(call arg,$(SERVICES_DIR)) && \
+	{ set -a; . $(call arg,$(SERVICES_DIR)/env); set +a; status=0; ($(1)) || status=$$?; \
+	scripts/test-services stop $(call arg,$(SERVICES_DIR)); exit $$status; }
 # The one way to pick the compose stack the container targets act on: dev (compose.yaml, the default)
 # or prod (compose.prod.yaml with the variables of ENV_FILE), e.g. `make up STACK=prod`.
 STACK ?= dev
@@ -27,7 +37,7 @@ STACK ?= dev
 # can run at once).
 PORT ?= 8000
 export ENV_FILE ?= .env
-COMPOSE := scripts/compose $(STACK)
+COMPOSE := scripts/compose $(call arg,$(STACK))
 # Where `make certs` keeps its local CA and writes the certificate it signs, and for which names.
 CERTS_DIR ?= certs
 CERT_NAMES ?= localhost
@@ -51,13 +61,13 @@ venv: $(VENV)/.installed ## Create backend/.venv with the locked dependencies (d
 .PHONY: run
 run: venv ## Migrate and serve the API on http://127.0.0.1:8000 (SQLite, no Docker; PORT=8011 for another port)
 	$(MANAGE) migrate --no-input
-	$(MANAGE) runserver 127.0.0.1:$(PORT)
+	$(MANAGE) runserver $(call arg,127.0.0.1:$(PORT))
 
 .PHONY: app
 app: venv ## A new app with an owner-only CRUD resource: make app NAME=notes MODEL=Note (docs/extending.md)
-	@test -n "$(NAME)" && test -n "$(MODEL)" \
+	@test -n $(call arg,$(NAME)) && test -n $(call arg,$(MODEL)) \
 		|| { echo "Usage: make app NAME=<app, e.g. notes> MODEL=<its model, e.g. Note>" >&2; exit 2; }
-	$(MANAGE) makeapp $(NAME) $(MODEL)
+	$(MANAGE) makeapp $(call arg,$(NAME)) $(call arg,$(MODEL))
 
 .PHONY: test
 # Natively by default. With STACK=dev given (on the command line or in the environment), in the dev
@@ -66,11 +76,11 @@ app: venv ## A new app with an owner-only CRUD resource: make app NAME=notes MOD
 # as your own user, so that nothing it writes there is root's.
 ifeq ($(origin STACK),file)
 test: venv ## Run the backend test suite (SQLite unless DB_*/REDIS_URL are set); STACK=dev: in the dev image and stack
-	cd backend && $(PY) -m pytest $(PYTEST_ARGS)
+	cd backend && $(PY) -m pytest $(call args,$(PYTEST_ARGS))
 else ifeq ($(STACK),dev)
 test:
 	$(COMPOSE) run --rm --build --user "$$(id -u):$$(id -g)" --volume "$(CURDIR):/checkout" \
-		--workdir /checkout/backend backend python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+		--workdir /checkout/backend backend python -m pytest -p no:cacheprovider $(call args,$(PYTEST_ARGS))
 else
 test:
 	@echo "make test runs natively, or in the dev stack with STACK=dev; not in the production stack" >&2; exit 2
@@ -78,7 +88,7 @@ endif
 
 .PHONY: test-postgres
 test-postgres: venv ## Run the suite against a throwaway PostgreSQL and Redis on 127.0.0.1
-	$(call with_services,cd backend && $(PY) -m pytest $(PYTEST_ARGS))
+	$(call with_services,cd backend && $(PY) -m pytest $(call args,$(PYTEST_ARGS)))
 
 .PHONY: lint
 lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
@@ -90,7 +100,7 @@ lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
 
 .PHONY: fuzz
 fuzz: venv ## Fuzz the API from its OpenAPI schema (schemathesis) on a native server, throwaway PostgreSQL
-	$(call with_services,scripts/fuzz $(PY) $(if $(filter file,$(origin PORT)),8001,$(PORT)))
+	$(call with_services,scripts/fuzz $(PY) $(call arg,$(if $(filter file,$(origin PORT)),8001,$(PORT))))
 
 .PHONY: audit
 audit: venv ## Known vulnerabilities in the Python locks and the test SPA's npm lock (scripts/audit.py)
@@ -118,7 +128,7 @@ lock: ## Re-resolve backend/requirements/*.txt from backend/pyproject.toml (need
 
 .PHONY: bench
 bench: venv ## The hot path against a bare Django view, through nginx (STACK=prod: in the compose stack)
-	$(PY) scripts/bench/hot_path.py --stack $(if $(filter prod,$(STACK)),prod,native) $(BENCH_ARGS)
+	$(PY) scripts/bench/hot_path.py --stack $(if $(filter prod,$(STACK)),prod,native) $(call args,$(BENCH_ARGS))
 
 # ---------------------------------------------------------------- the compose stacks
 
@@ -126,7 +136,7 @@ bench: venv ## The hot path against a bare Django view, through nginx (STACK=pro
 up: ## Build and start the stack (STACK=dev|prod) and wait until it is healthy (updates: make deploy)
 	$(COMPOSE) up --build --detach --wait
 	@# Backends it recreated have new addresses: nginx follows them without a restart.
-	scripts/nginx-reload $(STACK)
+	scripts/nginx-reload $(call arg,$(STACK))
 	@echo "nginx serves HTTPS on $$($(COMPOSE) port nginx 8443): the API under /api/v1/, docs /api/v1/docs, admin /admin/"
 
 .PHONY: down
@@ -135,7 +145,7 @@ down: ## Stop the stack; volumes and data are kept
 
 .PHONY: logs
 logs: ## Follow the stack's logs (SERVICE=nginx for one service)
-	$(COMPOSE) logs --follow --tail 100 $(SERVICE)
+	$(COMPOSE) logs --follow --tail 100 $(if $(SERVICE),$(call arg,$(SERVICE)))
 
 .PHONY: ps
 ps: ## The stack's containers and their health
@@ -148,7 +158,7 @@ shell: ## A Django shell in the running backend
 .PHONY: manage
 manage: ## Run manage.py in the running backend, e.g. make manage ARGS="makemigrations accounts"
 	@# As your own user in dev, so files it writes into the bind-mounted source are yours.
-	$(COMPOSE) exec $(if $(filter dev,$(STACK)),--user "$$(id -u):$$(id -g)") backend python manage.py $(ARGS)
+	$(COMPOSE) exec $(if $(filter dev,$(STACK)),--user "$$(id -u):$$(id -g)") backend python manage.py $(call args,$(ARGS))
 
 .PHONY: migrate
 migrate: ## Apply migrations in the running stack (prod: the migrate one-shot, as the tables' owner)
@@ -160,49 +170,51 @@ createsuperuser: ## Create an admin user in the running stack
 
 .PHONY: deploy
 deploy: ## Update the production stack to this checkout, no request dropped (ARGS=--help: options)
-	scripts/deploy $(ARGS)
+	scripts/deploy $(call args,$(ARGS))
 
 .PHONY: rollback
 rollback: ## Switch the production backend back to the image that served before (or ARGS=<version>)
-	scripts/deploy --rollback $(ARGS)
+	scripts/deploy --rollback $(call args,$(ARGS))
 
 .PHONY: swarm-deploy
 swarm-deploy: ## Deploy the whole stack to Docker Swarm (compose.swarm.yaml) from a manager node
-	scripts/swarm deploy $(ARGS)
+	scripts/swarm deploy $(call args,$(ARGS))
 
 .PHONY: swarm-update
 swarm-update: ## Roll the Swarm stack's backend over to this checkout's code, no request dropped
-	scripts/swarm update $(ARGS)
+	scripts/swarm update $(call args,$(ARGS))
 
 .PHONY: backup
 backup: ## Dump the database into the backups and say where (NAME=x.dump: one that is never pruned)
-	$(COMPOSE) exec --no-TTY db backup $(NAME)
+	$(COMPOSE) exec --no-TTY db backup $(if $(NAME),$(call arg,$(NAME)))
 
 .PHONY: backup-verify
 backup-verify: ## Restore the newest backup (or FILE=...) into a scratch database and compare row counts
-	$(COMPOSE) exec --no-TTY db backup-verify $(FILE)
+	$(COMPOSE) exec --no-TTY db backup-verify $(if $(FILE),$(call arg,$(FILE)))
 
 .PHONY: restore
 restore: ## Replace the database with a backup: make restore FILE=app-....dump
-	@test -n "$(FILE)" || { echo "Usage: make restore FILE=<name in the backups volume or a path>" >&2; exit 2; }
-	scripts/db-restore $(STACK) "$(FILE)"
+	@test -n $(call arg,$(FILE)) || { echo "Usage: make restore FILE=<name in the backups volume or a path>" >&2; exit 2; }
+	scripts/db-restore $(call arg,$(STACK)) $(call arg,$(FILE))
 
 .PHONY: certs
 certs: ## A certificate for CERT_NAMES (default localhost) from a local CA, both in CERTS_DIR (default certs/)
-	nginx/local-cert $(CERTS_DIR) $(CERT_NAMES)
+	nginx/local-cert $(call arg,$(CERTS_DIR)) $(call args,$(CERT_NAMES))
 
 .PHONY: trust-ca
+# INSTALL counts only on the command line: an INSTALL in the environment (e.g. the path of install(1))
+# must not change the system's trust store.
 trust-ca: ## Steps to trust the local CA (the running dev stack's, or CA_FILE=certs/ca.pem); INSTALL=1 does them
-	scripts/trust-ca $(if $(INSTALL),--install) $(CA_FILE)
+	scripts/trust-ca $(if $(filter command,$(origin INSTALL)),$(if $(value INSTALL),--install)) $(if $(CA_FILE),$(call arg,$(CA_FILE)))
 
 .PHONY: stack-test
 stack-test: venv ## Boot both stacks in Docker, check them through nginx and in Chromium (tests/stack)
-	scripts/stack-test $(PYTEST_ARGS)
+	scripts/stack-test $(call args,$(PYTEST_ARGS))
 
 .PHONY: browser-test
 browser-test: venv ## Only the browser tests: the test SPA in headless Chromium against both stacks
-	scripts/stack-test stack/test_spa_dev.py stack/test_spa_prod.py $(PYTEST_ARGS)
+	scripts/stack-test stack/test_spa_dev.py stack/test_spa_prod.py $(call args,$(PYTEST_ARGS))
 
 .PHONY: fault-test
 fault-test: venv ## Kill, stop, freeze and cut off db, redis and backend of the prod stack under load (tests/faults)
-	scripts/stack-test faults $(PYTEST_ARGS)
+	scripts/stack-test faults $(call args,$(PYTEST_ARGS))

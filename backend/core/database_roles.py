@@ -6,6 +6,13 @@ SELECT, INSERT, UPDATE and DELETE on every table and the use of every sequence, 
 privileges, on the tables later migrations create. It can neither create, alter nor drop a table. Run on
 every migrate and idempotent, so an existing database upgrades by itself and a changed password applies
 at the next deploy.
+
+What the backend only reads at runtime it may only read: django_migrations (a compromised backend that
+could delete rows there would make the next migrate re-run or skip migrations), and the content types and
+permissions, which migrate writes (post_migrate, as the owner). It may not create temporary tables or
+functions (pg_temp) in the database, nor connect to the server's maintenance databases. Its password
+reaches the server as a SCRAM-SHA-256 verifier computed here (libpq), never as text that a statement log
+would keep.
 """
 
 from typing import Any
@@ -14,6 +21,20 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+# Written at runtime only by migrate (django_migrations; post_migrate's content types and permissions).
+READ_ONLY_TABLES = ("django_migrations", "django_content_type", "auth_permission")
+# The databases every PostgreSQL server has that accept connections (template0 does not).
+MAINTENANCE_DATABASES = ("postgres", "template1")
+
+
+def password_verifier(*, connection: BaseDatabaseWrapper, role: str, password: str) -> str:
+    """The SCRAM-SHA-256 verifier of the password (salted, iterated), as PostgreSQL stores it."""
+    connection.ensure_connection()
+    verifier: bytes = connection.connection.pgconn.encrypt_password(
+        password.encode(), role.encode(), b"scram-sha-256"
+    )
+    return verifier.decode()
 
 
 def runtime_role_ensure(*, connection: BaseDatabaseWrapper, role: str, password: str) -> None:
@@ -42,7 +63,10 @@ def runtime_role_ensure(*, connection: BaseDatabaseWrapper, role: str, password:
             for attribute, is_set in zip(names, attributes, strict=True):
                 if is_set:
                     cursor.execute(f"ALTER ROLE {name} NO{attribute}")
-        cursor.execute(f"ALTER ROLE {name} LOGIN PASSWORD %s", [password])
+        cursor.execute(
+            f"ALTER ROLE {name} LOGIN PASSWORD %s",
+            [password_verifier(connection=connection, role=role, password=password)],
+        )
         for statement in (
             f"GRANT CONNECT ON DATABASE {database} TO {name}",
             f"GRANT USAGE ON SCHEMA public TO {name}",
@@ -55,8 +79,28 @@ def runtime_role_ensure(*, connection: BaseDatabaseWrapper, role: str, password:
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {name}",
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {name}",
+            # Temporary tables and pg_temp functions: the backend uses none. The owner keeps the right.
+            f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC",
+            f"REVOKE TEMPORARY ON DATABASE {database} FROM {name}",
         ):
             cursor.execute(statement)
+        cursor.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
+            [list(READ_ONLY_TABLES)],
+        )
+        for (table,) in cursor.fetchall():
+            cursor.execute(f"REVOKE INSERT, UPDATE, DELETE ON {connection.ops.quote_name(table)} FROM {name}")
+        # The server's other databases, which PostgreSQL lets every role (PUBLIC) connect to: where this
+        # connection may change that (a superuser, as in compose.prod.yaml, or their owner). A role that
+        # must connect to one of them needs its own GRANT CONNECT from then on; superusers always may.
+        cursor.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s) AND datallowconn "
+            "AND (datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) "
+            "OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))",
+            [list(MAINTENANCE_DATABASES)],
+        )
+        for (other,) in cursor.fetchall():
+            cursor.execute(f"REVOKE CONNECT ON DATABASE {connection.ops.quote_name(other)} FROM PUBLIC")
 
 
 def runtime_role_after_migrate(using: str = "default", **kwargs: Any) -> None:

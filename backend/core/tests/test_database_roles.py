@@ -1,8 +1,10 @@
 """core.database_roles on a real PostgreSQL: the runtime role reads and writes rows and cannot change the
 schema; migrate creates and updates it idempotently."""
 
+import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -37,12 +39,12 @@ def role(transactional_db: None) -> Iterator[str]:
                 cursor.execute(statement)
 
 
-def connect_as(role: str, password: str) -> psycopg.Connection:
+def connect_as(role: str, password: str, dbname: str | None = None) -> psycopg.Connection:
     settings = connection.settings_dict
     return psycopg.connect(
         host=settings["HOST"],
         port=settings["PORT"],
-        dbname=settings["NAME"],
+        dbname=dbname or settings["NAME"],
         user=role,
         password=password,
         autocommit=True,
@@ -82,6 +84,70 @@ def test_the_runtime_role_cannot_change_the_schema(role, statement):
 
     with connect_as(role, "first") as runtime, pytest.raises(psycopg.errors.InsufficientPrivilege):
         runtime.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM django_migrations",
+        "UPDATE django_migrations SET name = 'x'",
+        "INSERT INTO django_migrations (app, name, applied) VALUES ('accounts', '9999_x', now())",
+        "DELETE FROM django_content_type",
+        "INSERT INTO django_content_type (app_label, model) VALUES ('x', 'y')",
+        "UPDATE auth_permission SET codename = 'x'",
+        "DELETE FROM auth_permission",
+        "CREATE TEMPORARY TABLE intruder (id int)",
+        "CREATE FUNCTION pg_temp.intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    ],
+)
+def test_the_runtime_role_cannot_change_what_migrate_writes_nor_make_temporary_objects(role, statement):
+    runtime_role_ensure(connection=connection, role=role, password="first")
+
+    with connect_as(role, "first") as runtime, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        runtime.execute(statement)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT count(*) FROM django_migrations",
+        "SELECT count(*) FROM django_content_type",
+        "SELECT count(*) FROM auth_permission",
+    ],
+)
+def test_the_runtime_role_reads_what_migrate_writes(role, query):
+    runtime_role_ensure(connection=connection, role=role, password="first")
+
+    with connect_as(role, "first") as runtime:
+        [(count,)] = runtime.execute(query)
+    assert count > 0
+
+
+@pytest.mark.parametrize("database", ["postgres", "template1"])
+def test_the_runtime_role_cannot_connect_to_the_maintenance_databases(role, database):
+    runtime_role_ensure(connection=connection, role=role, password="first")
+
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        connect_as(role, "first", dbname=database).close()
+
+
+def test_the_password_reaches_the_server_only_as_a_scram_verifier(role):
+    password = secrets.token_urlsafe(16)
+    sent: list[str] = []
+
+    def record(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        sent.append(f"{sql} {params!r}")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        runtime_role_ensure(connection=connection, role=role, password=password)
+
+    assert not [statement for statement in sent if password in statement]
+    [alter] = [statement for statement in sent if "PASSWORD" in statement]
+    assert re.search(r"'SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+'", alter)
+    with connect_as(role, password) as runtime:
+        [(user,)] = runtime.execute("SELECT current_user")
+    assert user == role
 
 
 def test_tables_created_later_are_granted_too(role):
