@@ -112,7 +112,9 @@ class AuthLoginApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.session_login(request=request._request, **serializer.validated_data)
-        return Response(output(UserOutputSerializer, user))
+        response = Response(output(UserOutputSerializer, user))
+        services.login_device_remember(request=request._request, response=response, user=user)
+        return response
 
 
 class AuthLogoutApi(APIView):
