@@ -369,6 +369,22 @@ def test_the_owner_with_a_known_device_logs_in_while_a_distributed_attack_takes_
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate", "redis_unreachable")
+def test_while_redis_is_down_the_limits_hold_per_process_and_the_known_device_still_gets_in(
+    user, clock, settings
+):
+    owner = known_device(user)
+    # Its session has ended since (ending one while Redis is down is a 503); the device cookie stays.
+    del owner.cookies[dj_settings.SESSION_COOKIE_NAME]
+    spread_failures(user.email)
+    next_turn(clock, settings)
+    take_the_turn(user.email, TURN_TAKERS[0])
+
+    assert_throttled(forwarded_login(user.email, PASSWORD, ip=OWNER), period=settings.LOGIN_SLOW_INTERVAL)
+    assert forwarded_login(user.email, PASSWORD, ip=OWNER, client=owner).status_code == 200
+
+
+@pytest.mark.django_db
 @pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
 def test_without_a_known_device_the_owner_waits_for_a_turn_like_anyone(user, clock, settings):
     spread_failures(user.email)
