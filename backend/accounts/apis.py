@@ -93,7 +93,9 @@ class AuthSignupApi(APIView):
         serializer.is_valid(raise_exception=True)
         user = services.user_create(**serializer.validated_data)
         services.session_start(request=request._request, user=user)
-        return Response(output(UserOutputSerializer, user), status=status.HTTP_201_CREATED)
+        response = Response(output(UserOutputSerializer, user), status=status.HTTP_201_CREATED)
+        services.login_device_remember(request=request._request, response=response, user=user)
+        return response
 
 
 class AuthLoginApi(APIView):

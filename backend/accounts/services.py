@@ -182,8 +182,8 @@ def password_guess_register(*, email: str, request: HttpRequest, correct: bool) 
 
 
 def login_device_remember(*, request: HttpRequest, response: HttpResponse, user: User) -> None:
-    """Set the known-device cookie of ``user`` on the response to a successful login: the browser keeps
-    its device id if it had a valid cookie of this account, else gets a new one."""
+    """Set the known-device cookie of ``user`` on the response to a successful login or signup: the
+    browser keeps its device id if it had a valid cookie of this account, else gets a new one."""
     device = _known_device(request, email=user.email) or secrets.token_urlsafe(16)
     value = signing.dumps(
         {"user": user.pk, "device": device, "password": _password_state(user)}, salt=LOGIN_DEVICE_SALT

@@ -369,6 +369,21 @@ def test_the_owner_with_a_known_device_logs_in_while_a_distributed_attack_takes_
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_the_browser_that_signed_up_is_a_known_device_of_the_new_account(clock, settings):
+    browser = SpaClient()
+    email = "new-owner@example.com"
+    signed_up = forwarded(browser, "/api/v1/auth/signup", {"email": email, "password": PASSWORD}, ip=OWNER)
+    assert signed_up.status_code == 201, signed_up.content
+    assert signed_up.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME]["httponly"] is True
+    spread_failures(email)
+    next_turn(clock, settings)
+    take_the_turn(email, TURN_TAKERS[0])
+
+    assert forwarded_login(email, PASSWORD, ip=OWNER, client=browser).status_code == 200
+
+
+@pytest.mark.django_db
 @pytest.mark.usefixtures("behind_nginx", "generous_auth_rate", "redis_unreachable")
 def test_while_redis_is_down_the_limits_hold_per_process_and_the_known_device_still_gets_in(
     user, clock, settings
