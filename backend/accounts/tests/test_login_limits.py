@@ -538,3 +538,22 @@ def test_the_admin_login_from_a_known_device_does_not_wait_for_the_turn(staff_us
     assert TOO_MANY in refused.content
     assert response.status_code == 302
     assert "_auth_user_id" in known.session
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_the_browser_of_a_successful_admin_login_is_a_known_device(staff_user, clock, settings):
+    browser = Client()
+    form = {"username": staff_user.email, "password": PASSWORD}
+    first = browser.post(ADMIN_LOGIN, form, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=OWNER)
+    assert first.status_code == 302
+    assert first.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME]["httponly"] is True
+    assert browser.post("/admin/logout/").status_code == 200
+    spread_failures(staff_user.email)
+    next_turn(clock, settings)
+    take_the_turn(staff_user.email, TURN_TAKERS[0])
+
+    response = browser.post(ADMIN_LOGIN, form, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=OWNER)
+
+    assert response.status_code == 302
+    assert "_auth_user_id" in browser.session
