@@ -5,6 +5,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 
 from accounts import services
 from accounts.models import User
@@ -63,4 +64,18 @@ class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
 
 
 admin.site.login_form = LimitedAdminAuthenticationForm
+_admin_login = admin.site.login
+
+
+def admin_login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    """The admin's login view, which also sets the known-device cookie when a POST logged someone in, as
+    the API login does (accounts.services.login_device_remember)."""
+    response = _admin_login(request, extra_context)
+    if request.method == "POST" and response.status_code == 302 and isinstance(request.user, User):
+        services.login_device_remember(request=request, response=response, user=request.user)
+    return response
+
+
+# Before config/urls.py builds the admin's URLs from it.
+admin.site.login = admin_login  # type: ignore[method-assign]
 admin.site.site_header = "Backend administration"

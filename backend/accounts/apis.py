@@ -93,7 +93,9 @@ class AuthSignupApi(APIView):
         serializer.is_valid(raise_exception=True)
         user = services.user_create(**serializer.validated_data)
         services.session_start(request=request._request, user=user)
-        return Response(output(UserOutputSerializer, user), status=status.HTTP_201_CREATED)
+        response = Response(output(UserOutputSerializer, user), status=status.HTTP_201_CREATED)
+        services.login_device_remember(request=request._request, response=response, user=user)
+        return response
 
 
 class AuthLoginApi(APIView):
@@ -112,7 +114,9 @@ class AuthLoginApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.session_login(request=request._request, **serializer.validated_data)
-        return Response(output(UserOutputSerializer, user))
+        response = Response(output(UserOutputSerializer, user))
+        services.login_device_remember(request=request._request, response=response, user=user)
+        return response
 
 
 class AuthLogoutApi(APIView):

@@ -3,17 +3,20 @@ login form for the limits on password guesses."""
 
 import hashlib
 import logging
+import secrets
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
+from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.debug import sensitive_variables
@@ -79,11 +82,16 @@ def user_update(*, user: User, data: dict[str, Any]) -> User:
 # Every failed password guess on an account (API login, admin login, current_password of a password
 # change) is counted twice: per (account, client address), with a hard limit (THROTTLE_LOGIN_FAILURES),
 # and per account over all addresses (THROTTLE_LOGIN_FAILURES_ACCOUNT). Over the second, the account is
-# not locked but slowed: one guess per LOGIN_SLOW_INTERVAL, whoever makes it, so a botnet guesses slowly
-# and the owner still gets in. Nobody can lock an account out from addresses other than the owner's.
-# Unknown accounts are counted the same way, so the limits reveal nothing about which accounts exist.
-# Keys carry a per-account generation, so unlocking an account (unlock_login) is one increment, not a
-# search for the keys of every address.
+# slowed: one guess per LOGIN_SLOW_INTERVAL, whoever makes it. A request the per-address limit refuses
+# never takes that turn. A browser that has logged in to the account before (a known device, below)
+# does not wait for the turn while its own failures stay under THROTTLE_LOGIN_FAILURES, so guesses from
+# elsewhere, however many addresses make them, do not keep the owner out (docs/decisions.md, "Known
+# devices"). Unknown accounts are counted the same way, so the limits reveal nothing about which
+# accounts exist. Keys carry a per-account generation, so unlocking an account (unlock_login) is one
+# increment, not a search for the keys of every address.
+
+# Django's signing salt of the known-device cookie (LOGIN_DEVICE_COOKIE_NAME).
+LOGIN_DEVICE_SALT = "accounts.login_device"
 
 
 def _account_key(email: str) -> str:
@@ -97,12 +105,42 @@ def _generation(account: str) -> int:
         return 0  # the counters are process-local meanwhile (core.rate_limit)
 
 
-def _guess_keys(email: str, request: HttpRequest) -> tuple[str, str]:
-    """The counter keys of (account, address) and of the account."""
+def _password_state(user: User) -> str:
+    # An HMAC of the password hash (what sessions store too): a password change or reset voids it.
+    return user.get_session_auth_hash()[:32]
+
+
+def _known_device(request: HttpRequest, *, email: str) -> str | None:
+    """The device id of the request's known-device cookie if it is valid for the account ``email``: signed
+    by this site, younger than LOGIN_DEVICE_COOKIE_AGE, of this active user and its current password."""
+    value = request.COOKIES.get(settings.LOGIN_DEVICE_COOKIE_NAME)
+    if not value:
+        return None
+    try:
+        payload = signing.loads(value, salt=LOGIN_DEVICE_SALT, max_age=settings.LOGIN_DEVICE_COOKIE_AGE)
+    except signing.BadSignature:
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("device"), str):
+        return None
+    user = user_get_active_by_email(email=email)
+    if (
+        user is None
+        or payload.get("user") != user.pk
+        or not constant_time_compare(str(payload.get("password")), _password_state(user))
+    ):
+        return None
+    return str(payload["device"])
+
+
+def _guess_keys(email: str, request: HttpRequest) -> tuple[str, str | None, str]:
+    """The counter keys of (account, address), of (account, known device) if the request comes from one,
+    and of the account."""
     account = _account_key(email)
     generation = _generation(account)
     address = rate_limit.address_bucket(client_ip(request))
-    return f"{account}:{generation}:{address}", f"{account}:{generation}"
+    device = _known_device(request, email=email)
+    device_key = None if device is None else f"{account}:{generation}:device:{device}"
+    return f"{account}:{generation}:{address}", device_key, f"{account}:{generation}"
 
 
 def password_guess_allow(*, email: str, request: HttpRequest) -> None:
@@ -110,28 +148,54 @@ def password_guess_allow(*, email: str, request: HttpRequest) -> None:
 
     The (account, address) counter is incremented here, before the password is checked, so parallel
     guesses cannot slip in between check and count; a correct guess takes it back
-    (password_guess_register).
+    (password_guess_register). It is checked first: a request it refuses never takes the account's turn.
     """
-    pair_key, account_key = _guess_keys(email, request)
+    pair_key, device_key, account_key = _guess_keys(email, request)
+    pair_rate = rate_limit.configured_rate(rate_limit.LOGIN_FAILURES)
+    wait = rate_limit.hit(pair_key, pair_rate)
+    if wait is not None:
+        raise errors.throttled(wait, "Too many failed logins for this account. Try again in {wait} seconds.")
+    if device_key is not None and rate_limit.hit(device_key, pair_rate) is None:
+        return  # a known device within its own budget: no turn to wait for
     per_account = rate_limit.configured_rate(rate_limit.LOGIN_FAILURES_ACCOUNT)
     if rate_limit.current(account_key, per_account) >= per_account.limit:
         wait = rate_limit.take_turn(account_key, settings.LOGIN_SLOW_INTERVAL)
         if wait is not None:
+            # Refused before any password was checked: not a guess of this address.
+            rate_limit.unhit(pair_key, pair_rate)
             raise errors.throttled(
                 wait, "Too many failed logins for this account. Try again in {wait} seconds."
             )
-    wait = rate_limit.hit(pair_key, rate_limit.configured_rate(rate_limit.LOGIN_FAILURES))
-    if wait is not None:
-        raise errors.throttled(wait, "Too many failed logins for this account. Try again in {wait} seconds.")
 
 
 def password_guess_register(*, email: str, request: HttpRequest, correct: bool) -> None:
-    """Count a wrong guess against the account; a correct one clears this address's failures."""
-    pair_key, account_key = _guess_keys(email, request)
+    """Count a wrong guess against the account; a correct one clears the failures of this address and
+    device."""
+    pair_key, device_key, account_key = _guess_keys(email, request)
     if correct:
-        rate_limit.reset(pair_key, rate_limit.configured_rate(rate_limit.LOGIN_FAILURES))
+        pair_rate = rate_limit.configured_rate(rate_limit.LOGIN_FAILURES)
+        rate_limit.reset(pair_key, pair_rate)
+        if device_key is not None:
+            rate_limit.reset(device_key, pair_rate)
     else:
         rate_limit.hit(account_key, rate_limit.configured_rate(rate_limit.LOGIN_FAILURES_ACCOUNT))
+
+
+def login_device_remember(*, request: HttpRequest, response: HttpResponse, user: User) -> None:
+    """Set the known-device cookie of ``user`` on the response to a successful login or signup: the
+    browser keeps its device id if it had a valid cookie of this account, else gets a new one."""
+    device = _known_device(request, email=user.email) or secrets.token_urlsafe(16)
+    value = signing.dumps(
+        {"user": user.pk, "device": device, "password": _password_state(user)}, salt=LOGIN_DEVICE_SALT
+    )
+    response.set_cookie(
+        settings.LOGIN_DEVICE_COOKIE_NAME,
+        value,
+        max_age=settings.LOGIN_DEVICE_COOKIE_AGE,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
 
 
 def admin_login_allow(*, email: str, request: HttpRequest) -> None:

@@ -275,6 +275,38 @@ class strict:  # noqa: N801 (used like a function: strict(cache).delete(key))
     def delete(self, key: str) -> None:
         self._call("delete", key)
 
+    def end(self, key: str, tombstone: str, timeout: int) -> None:
+        """Delete ``key`` and set ``tombstone`` for ``timeout`` seconds, in one step on Redis (_END_SCRIPT):
+        set_unless_ended then never writes ``key`` again while the tombstone lives."""
+        if not self._redis:
+            self._cache.set(tombstone, 1, timeout)
+            self._cache.delete(key)
+            return
+        self._script(_END_SCRIPT, _END_SHA, [key, tombstone], [max(1, int(timeout))])
+
+    def set_unless_ended(self, key: str, value: Any, timeout: float, tombstone: str) -> bool:
+        """Set ``key`` for ``timeout`` seconds unless ``tombstone`` exists (end() has ended it); whether it
+        was set. On Redis one step (_SET_UNLESS_ENDED_SCRIPT); elsewhere a check, then a set."""
+        if not self._redis:
+            if self._cache.get(tombstone) is not None:
+                return False
+            self._cache.set(key, value, timeout)
+            return True
+        args = [self._cache.client.encode(value), max(1, int(timeout))]  # type: ignore[attr-defined]
+        return bool(self._script(_SET_UNLESS_ENDED_SCRIPT, _SET_UNLESS_ENDED_SHA, [key, tombstone], args))
+
+    def _script(self, script: str, sha: str, keys: list[str], args: list[Any]) -> Any:
+        client = self._cache.client  # type: ignore[attr-defined]
+        redis_client = client.get_client(write=True)
+        redis_keys = [client.make_key(key) for key in keys]
+        try:
+            try:
+                return redis_client.evalsha(sha, len(keys), *redis_keys, *args)
+            except NoScriptError:  # a Redis that has not run it since it started: EVAL loads it
+                return redis_client.eval(script, len(keys), *redis_keys, *args)
+        except _FAILURES as error:
+            raise CacheUnavailableError(str(error)) from error
+
     def count(self, key: str, timeout: int) -> int:
         """Add one to the counter ``key`` (created at 1, expiring after ``timeout`` seconds); its new value.
 
@@ -288,17 +320,7 @@ class strict:  # noqa: N801 (used like a function: strict(cache).delete(key))
             except ValueError:  # expired between add() and incr()
                 self._cache.add(key, 1, timeout)
                 return 1
-        client = self._cache.client  # type: ignore[attr-defined]
-        redis_client = client.get_client(write=True)
-        redis_key = client.make_key(key)
-        try:
-            try:
-                value = redis_client.evalsha(_COUNT_SHA, 1, redis_key, timeout)
-            except NoScriptError:  # a Redis that has not run it since it started: EVAL loads it
-                value = redis_client.eval(_COUNT_SCRIPT, 1, redis_key, timeout)
-        except _FAILURES as error:
-            raise CacheUnavailableError(str(error)) from error
-        return int(value)
+        return int(self._script(_COUNT_SCRIPT, _COUNT_SHA, [key], [timeout]))
 
 
 # strict.count's one command. A script rather than a pipeline of INCR and EXPIRE: the same one round trip,
@@ -307,3 +329,13 @@ _COUNT_SCRIPT = (
     "local count = redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') return count"
 )
 _COUNT_SHA = hashlib.sha1(_COUNT_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+
+# strict.end and strict.set_unless_ended (core.sessions: a logged-out session's copy is never written back
+# by a request that read the session before the logout ended it).
+_END_SCRIPT = "redis.call('SET', KEYS[2], '1', 'EX', ARGV[1]) redis.call('DEL', KEYS[1]) return 1"
+_END_SHA = hashlib.sha1(_END_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+_SET_UNLESS_ENDED_SCRIPT = (
+    "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1"
+)
+_SET_UNLESS_ENDED_SHA = hashlib.sha1(_SET_UNLESS_ENDED_SCRIPT.encode(), usedforsecurity=False).hexdigest()

@@ -130,6 +130,15 @@ def _cookie_problems() -> list[CheckMessage]:
                 "SESSION_COOKIE_SECURE = True, SESSION_COOKIE_PATH = '/' and no SESSION_COOKIE_DOMAIN",
             )
         )
+    device = settings.LOGIN_DEVICE_COOKIE_NAME
+    if device.startswith("__Host-") and not settings.SESSION_COOKIE_SECURE:
+        problems.append(
+            error(
+                f"LOGIN_DEVICE_COOKIE_NAME {device!r} has the __Host- prefix, and the cookie is Secure only "
+                "when the session cookie is: browsers would drop it.",
+                "SESSION_COOKIE_SECURE = True",
+            )
+        )
     if settings.CSRF_COOKIE_NAME != CSRF_COOKIE_CONTRACT_NAME:
         problems.append(
             error(

@@ -131,6 +131,20 @@ def hit(key: str, rate: Rate, *, fail_open: bool = False) -> float | None:
     return window_start + rate.period - now
 
 
+def unhit(key: str, rate: Rate) -> None:
+    """Take back one event that hit() counted for ``key`` in the current window (a request then refused
+    for another reason, before it did what the limit counts)."""
+    window_key = _window_key(key, _window_start(time.time(), rate))
+    try:
+        try:
+            strict(cache).incr(window_key, -1)
+        except CacheUnavailableError:
+            _note_fallback(key)
+            _local.decr(window_key)
+    except ValueError:  # expired meanwhile: nothing left to take back
+        pass
+
+
 def current(key: str, rate: Rate) -> int:
     """The events counted for ``key`` in the current window (the local count while the cache is down)."""
     window_key = _window_key(key, _window_start(time.time(), rate))

@@ -7,6 +7,11 @@ nobody out: reads fall back to the database. Three things change here:
   Redis does not answer (or its circuit is open, core.cache), SessionNotEndedError is raised and nothing is
   deleted: the client gets 503, never a logout that a replayed cookie could undo once Redis answers again
   (Django deletes the row, and its cache delete fails silently).
+- Ending a session leaves a tombstone in Redis for SESSION_CACHE_MAX_AGE seconds, set in the same step
+  that deletes the copy, and a copy is written only while there is no tombstone (one Redis script,
+  core.cache). So a request that read the database row before the logout deleted it cannot write the
+  ended session back to Redis, where later requests would find it without looking at the database; it
+  is answered as having no session.
 - The Redis copy lives at most SESSION_CACHE_MAX_AGE seconds, so a copy that a failed delete or a race
   left behind cannot outlive minutes; the database keeps the session for SESSION_COOKIE_AGE.
 - A database outage while saving is raised as the database error it is (a 503), not as Django's
@@ -33,6 +38,10 @@ class SessionNotEndedError(CacheUnavailableError):
     """The session could not be ended (its Redis copy may still be live); nothing was deleted."""
 
 
+# Where the tombstone of an ended session lives, beside cached_db's copies.
+ENDED_KEY_PREFIX = "django.contrib.sessions.ended"
+
+
 class SessionStore(cached_db.SessionStore):
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
@@ -48,8 +57,19 @@ class SessionStore(cached_db.SessionStore):
             if row is None:
                 return {}
             data = self.decode(row.session_data)
-            self._cache.set(self.cache_key, data, self._cache_timeout(expiry=row.expire_date))  # type: ignore[attr-defined]
+            if not self._cache_unless_ended(data, self._cache_timeout(expiry=row.expire_date)):
+                self._session_key = None  # ended while it was read: no session, as for a missing row
+                return {}
         return data
+
+    def _cache_unless_ended(self, data: dict[str, Any], timeout: int) -> bool:
+        """Write the Redis copy unless the session has been ended; False if it has."""
+        try:
+            return strict(self._cache).set_unless_ended(  # type: ignore[attr-defined]
+                self.cache_key, data, timeout, f"{ENDED_KEY_PREFIX}{self.session_key}"
+            )
+        except CacheUnavailableError:
+            return True  # the database row is what counts, and the copy expires (cached_db's view too)
 
     def save(self, must_create: bool = False) -> None:
         data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
@@ -62,8 +82,7 @@ class SessionStore(cached_db.SessionStore):
                 raise error.__context__ from None
             raise
         self._last_saved = (self.session_key, dict(data))
-        # The cache API swallows Redis errors: the database row is what counts, and the copy expires.
-        self._cache.set(self.cache_key, self._session, self._cache_timeout())  # type: ignore[attr-defined]
+        self._cache_unless_ended(self._session, self._cache_timeout())  # type: ignore[attr-defined]
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:
@@ -71,7 +90,11 @@ class SessionStore(cached_db.SessionStore):
                 return
             session_key = self.session_key
         try:
-            strict(self._cache).delete(self.cache_key_prefix + session_key)  # type: ignore[attr-defined]
+            strict(self._cache).end(  # type: ignore[attr-defined]
+                self.cache_key_prefix + session_key,
+                ENDED_KEY_PREFIX + session_key,
+                settings.SESSION_CACHE_MAX_AGE,
+            )
         except CacheUnavailableError as error:
             raise SessionNotEndedError(str(error)) from error
         DatabaseStore.delete(self, session_key)

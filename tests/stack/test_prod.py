@@ -27,6 +27,9 @@ from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_che
 
 pytestmark = pytest.mark.usefixtures("prod_stack")
 
+# The known-device cookie a login sets (LOGIN_DEVICE_COOKIE_NAME in config/settings/prod.py).
+DEVICE_COOKIE = "__Host-login_device"
+
 # The user created first; later tests check it survives restarts, down/up and a restore.
 FIRST_USER = new_email()
 
@@ -140,8 +143,14 @@ def test_signup_me_logout_me_with_secure_cookies(prod_stack):
         assert anonymous.status_code == 401
         assert anonymous.json()["code"] == "NOT_AUTHENTICATED"
 
-        assert login(client, prod_stack.origin, FIRST_USER).status_code == 200
+        logged_in = login(client, prod_stack.origin, FIRST_USER)
+        assert logged_in.status_code == 200
         assert me(client).status_code == 200
+        # The known-device cookie of a login: __Host- too, so only as browsers take such a cookie.
+        device_cookie = set_cookies(logged_in)[DEVICE_COOKIE]
+        assert (device_cookie["secure"], device_cookie["httponly"]) == (True, True)
+        assert device_cookie["samesite"] == "Lax"
+        assert (device_cookie["path"], device_cookie["domain"]) == ("/", "")
 
 
 def test_a_post_without_the_csrf_header_is_refused(prod_stack):

@@ -2,9 +2,14 @@
 account that slows guessing instead of locking the account, the `auth` rate on the admin login, and
 `manage.py unlock_login`. Nobody can lock someone else out of their account from another address."""
 
+import json
+import time
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
+from django.conf import settings as dj_settings
+from django.core import signing
 from django.core.management import call_command
 from django.test import Client
 
@@ -283,3 +288,272 @@ def test_unlock_login_leaves_other_accounts_alone(user, other_user):
     call_command("unlock_login", user.email, stdout=StringIO())
 
     assert_throttled(login(other_user.email, PASSWORD, ip=ATTACKER), period=15 * 60)
+
+
+# ---------------------------------------------------------------- known devices
+
+NGINX = "172.18.0.2"
+# The audit's attackers (N-2): two addresses, each taking the account's turn as a window starts.
+TURN_TAKERS = ("203.0.113.1", "203.0.113.2")
+
+
+@pytest.fixture
+def behind_nginx(settings):
+    """Client addresses from X-Forwarded-For, as nginx sends them in the stacks (TRUSTED_PROXY_COUNT=1)."""
+    settings.TRUSTED_PROXY_COUNT = 1
+
+
+def forwarded(client, path, data, *, ip):
+    return client.post(path, data, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=ip)
+
+
+def forwarded_login(email, password, *, ip, client=None):
+    return forwarded(client or SpaClient(), LOGIN, {"email": email, "password": password}, ip=ip)
+
+
+def spread_failures(email):
+    """The attack's first part: 30 wrong guesses from 6 addresses, 5 each, so each address is at its own
+    limit and the account at its ceiling; the addresses."""
+    addresses = [f"192.0.2.{n}" for n in range(account_ceiling() // pair_limit())]
+    for address in addresses:
+        for _ in range(pair_limit()):
+            assert_error(forwarded_login(email, WRONG, ip=address), 400, "INVALID_CREDENTIALS")
+    return addresses
+
+
+def next_turn(clock, settings):
+    """Move the clock to the start of the next LOGIN_SLOW_INTERVAL window."""
+    interval = settings.LOGIN_SLOW_INTERVAL
+    clock.now = (clock.now // interval + 1) * interval
+
+
+def take_the_turn(email, attacker):
+    assert_error(forwarded_login(email, WRONG, ip=attacker), 400, "INVALID_CREDENTIALS")
+
+
+def device_cookie(client) -> str:
+    value: str = client.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME].value
+    return value
+
+
+def known_device(user) -> SpaClient:
+    """The owner's browser after an earlier successful login: it holds the known-device cookie."""
+    client = SpaClient()
+    response = forwarded_login(user.email, PASSWORD, ip=OWNER, client=client)
+    assert response.status_code == 200, response.content
+    cookie = response.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME]
+    assert cookie["httponly"] is True
+    assert cookie["samesite"] == "Lax"
+    assert cookie["max-age"] == dj_settings.LOGIN_DEVICE_COOKIE_AGE
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_the_owner_with_a_known_device_logs_in_while_a_distributed_attack_takes_every_turn(
+    user, clock, settings
+):
+    """The audit's reproduction (N-2): 30 wrong guesses from 6 addresses, then 2 addresses taking each
+    5-second turn. Before, the owner's correct password got 429 eight times in eight."""
+    owner = known_device(user)
+    spread_failures(user.email)
+
+    answers = []
+    for turn in range(8):
+        next_turn(clock, settings)
+        take_the_turn(user.email, TURN_TAKERS[turn % 2])
+        answers.append(forwarded_login(user.email, PASSWORD, ip=OWNER, client=owner).status_code)
+
+    assert answers == [200] * 8
+    assert logged_in_id(owner) == user.pk
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_the_browser_that_signed_up_is_a_known_device_of_the_new_account(clock, settings):
+    browser = SpaClient()
+    email = "new-owner@example.com"
+    signed_up = forwarded(browser, "/api/v1/auth/signup", {"email": email, "password": PASSWORD}, ip=OWNER)
+    assert signed_up.status_code == 201, signed_up.content
+    assert signed_up.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME]["httponly"] is True
+    spread_failures(email)
+    next_turn(clock, settings)
+    take_the_turn(email, TURN_TAKERS[0])
+
+    assert forwarded_login(email, PASSWORD, ip=OWNER, client=browser).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate", "redis_unreachable")
+def test_while_redis_is_down_the_limits_hold_per_process_and_the_known_device_still_gets_in(
+    user, clock, settings
+):
+    owner = known_device(user)
+    # Its session has ended since (ending one while Redis is down is a 503); the device cookie stays.
+    del owner.cookies[dj_settings.SESSION_COOKIE_NAME]
+    spread_failures(user.email)
+    next_turn(clock, settings)
+    take_the_turn(user.email, TURN_TAKERS[0])
+
+    assert_throttled(forwarded_login(user.email, PASSWORD, ip=OWNER), period=settings.LOGIN_SLOW_INTERVAL)
+    assert forwarded_login(user.email, PASSWORD, ip=OWNER, client=owner).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_without_a_known_device_the_owner_waits_for_a_turn_like_anyone(user, clock, settings):
+    spread_failures(user.email)
+    next_turn(clock, settings)
+    take_the_turn(user.email, TURN_TAKERS[0])
+
+    wait = assert_throttled(
+        forwarded_login(user.email, PASSWORD, ip=OWNER), period=settings.LOGIN_SLOW_INTERVAL
+    )
+
+    clock.now += wait
+    assert forwarded_login(user.email, PASSWORD, ip=OWNER).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_a_request_the_address_limit_refuses_does_not_take_the_accounts_turn(user, clock, settings):
+    """Before, the turn was taken before the per-address limit was checked, so an address already over
+    its limit still spent it."""
+    limited = spread_failures(user.email)
+    next_turn(clock, settings)
+
+    assert_throttled(forwarded_login(user.email, WRONG, ip=limited[0]), period=15 * 60)
+    response = forwarded_login(user.email, PASSWORD, ip=OWNER)
+
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_a_request_refused_for_want_of_a_turn_is_not_counted_against_its_address(user, clock, settings):
+    """The per-address limit is counted before the turn is asked for; a request then refused by the turn
+    checked no password, and gives its count back."""
+    spread_failures(user.email)
+    next_turn(clock, settings)
+    take_the_turn(user.email, TURN_TAKERS[0])
+    for _ in range(pair_limit() + 1):
+        assert_throttled(forwarded_login(user.email, PASSWORD, ip=OWNER), period=settings.LOGIN_SLOW_INTERVAL)
+
+    next_turn(clock, settings)
+
+    assert forwarded_login(user.email, PASSWORD, ip=OWNER).status_code == 200
+
+
+def tampered(value: str) -> str:
+    payload, rest = value.split(":", 1)
+    return ("A" if payload[0] != "A" else "B") + payload[1:] + ":" + rest
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+@pytest.mark.parametrize(
+    "kind", ["tampered", "other-account", "after-a-password-change", "expired", "unsigned"]
+)
+def test_a_device_cookie_that_is_not_this_accounts_current_one_gives_no_way_past_the_turn(
+    user, other_user, clock, settings, monkeypatch, kind
+):
+    owner = known_device(user)
+    cookie = device_cookie(owner)
+    if kind == "tampered":
+        cookie = tampered(cookie)
+    elif kind == "other-account":
+        cookie = device_cookie(known_device(other_user))
+    elif kind == "after-a-password-change":
+        user.set_password("a completely different passphrase")
+        user.save()
+        user.set_password(PASSWORD)  # the same password again: a new hash, so still a change
+        user.save()
+    elif kind == "expired":
+        now = time.time()
+        monkeypatch.setattr(
+            signing, "time", SimpleNamespace(time=lambda: now + dj_settings.LOGIN_DEVICE_COOKIE_AGE + 2)
+        )
+    elif kind == "unsigned":
+        cookie = json.dumps({"user": user.pk, "device": "x"})
+    spread_failures(user.email)
+    next_turn(clock, settings)
+    take_the_turn(user.email, TURN_TAKERS[0])
+    browser = SpaClient()
+    browser.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME] = cookie
+
+    response = forwarded_login(user.email, PASSWORD, ip=OWNER, client=browser)
+
+    assert_throttled(response, period=settings.LOGIN_SLOW_INTERVAL)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_a_known_device_gets_its_own_few_guesses_then_waits_for_the_turn(user, clock, settings):
+    """A stolen device cookie is worth the failures of one more address, not a way around the slow-down."""
+    owner = known_device(user)
+    spread_failures(user.email)
+    next_turn(clock, settings)
+    take_the_turn(user.email, TURN_TAKERS[0])
+    for n in range(pair_limit()):
+        response = forwarded_login(user.email, WRONG, ip=f"198.51.100.{100 + n}", client=owner)
+        assert_error(response, 400, "INVALID_CREDENTIALS")
+
+    response = forwarded_login(user.email, PASSWORD, ip="198.51.100.200", client=owner)
+
+    assert_throttled(response, period=settings.LOGIN_SLOW_INTERVAL)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_a_password_change_from_a_known_device_does_not_wait_for_the_turn(user, clock, settings):
+    """The current_password of a password change shares the limits of the login, and so the device's."""
+    known = logged_in_client(user)
+    unknown = logged_in_client(user)
+    del unknown.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME]
+    spread_failures(user.email)
+    next_turn(clock, settings)
+    take_the_turn(user.email, TURN_TAKERS[0])
+    new_password = {"current_password": PASSWORD, "new_password": "a completely different passphrase"}
+
+    assert_throttled(forwarded(unknown, CHANGE, new_password, ip=OWNER), period=settings.LOGIN_SLOW_INTERVAL)
+    response = forwarded(known, CHANGE, new_password, ip=OWNER)
+
+    assert response.status_code == 204, response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_the_admin_login_from_a_known_device_does_not_wait_for_the_turn(staff_user, clock, settings):
+    owner = known_device(staff_user)
+    spread_failures(staff_user.email)
+    next_turn(clock, settings)
+    take_the_turn(staff_user.email, TURN_TAKERS[0])
+    unknown, known = Client(), Client()
+    known.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME] = device_cookie(owner)
+    form = {"username": staff_user.email, "password": PASSWORD}
+
+    refused = unknown.post(ADMIN_LOGIN, form, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=OWNER)
+    response = known.post(ADMIN_LOGIN, form, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=OWNER)
+
+    assert TOO_MANY in refused.content
+    assert response.status_code == 302
+    assert "_auth_user_id" in known.session
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
+def test_the_browser_of_a_successful_admin_login_is_a_known_device(staff_user, clock, settings):
+    browser = Client()
+    form = {"username": staff_user.email, "password": PASSWORD}
+    first = browser.post(ADMIN_LOGIN, form, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=OWNER)
+    assert first.status_code == 302
+    assert first.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME]["httponly"] is True
+    assert browser.post("/admin/logout/").status_code == 200
+    spread_failures(staff_user.email)
+    next_turn(clock, settings)
+    take_the_turn(staff_user.email, TURN_TAKERS[0])
+
+    response = browser.post(ADMIN_LOGIN, form, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=OWNER)
+
+    assert response.status_code == 302
+    assert "_auth_user_id" in browser.session

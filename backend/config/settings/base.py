@@ -302,6 +302,11 @@ REST_FRAMEWORK = {
 
 # Seconds between two password guesses on an account over its login_failures_account rate.
 LOGIN_SLOW_INTERVAL = 5
+# The known-device cookie a successful API login sets (accounts.services): from a browser that holds it,
+# logging in to its account does not wait for that turn (docs/decisions.md, "Known devices"). Signed,
+# HttpOnly, SameSite=Lax, Secure when the session cookie is; void once the password changes.
+LOGIN_DEVICE_COOKIE_NAME = "login_device"
+LOGIN_DEVICE_COOKIE_AGE = 60 * 60 * 24 * 90
 
 # ---------------------------------------------------------------- API docs
 

@@ -33,6 +33,7 @@ CSRF_COOKIE_SECURE = True
 # The CSRF cookie keeps the name every SPA reads, csrftoken, as in every environment (core.E007 says
 # what protects it instead of the prefix).
 SESSION_COOKIE_NAME = "__Host-sessionid"
+LOGIN_DEVICE_COOKIE_NAME = "__Host-login_device"
 
 # nginx sends Strict-Transport-Security on every response, error pages included, so Django does not.
 SILENCED_SYSTEM_CHECKS = ["security.W004"]

@@ -110,7 +110,7 @@ def test_the_error_body_has_the_contracts_keys():
 # The settings whose effect a client sees: cookies, CSRF, CORS, the HTTPS handling, the API docs, DEBUG,
 # the limits on bodies and passwords, and DRF's (errors, throttles, authentication).
 CLIENT_VISIBLE = re.compile(
-    r"(SESSION_COOKIE|CSRF|CORS|SECURE)_[A-Z_]+|DEBUG|API_DOCS|APPEND_SLASH|X_FRAME_OPTIONS"
+    r"(SESSION_COOKIE|LOGIN_DEVICE_COOKIE|CSRF|CORS|SECURE)_[A-Z_]+|DEBUG|API_DOCS|APPEND_SLASH|X_FRAME_OPTIONS"
     r"|DATA_UPLOAD_MAX_MEMORY_SIZE|JSON_MAX_DEPTH|PASSWORD_M(IN|AX)_LENGTH|REST_FRAMEWORK"
 )
 SHOW_CLIENT_VISIBLE_SETTINGS = """

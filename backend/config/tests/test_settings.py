@@ -113,6 +113,7 @@ def test_prod_starts_with_every_required_variable_and_is_hardened():
         "CSRF_COOKIE_SECURE",
         "SESSION_COOKIE_HTTPONLY",
         "SESSION_COOKIE_NAME",
+        "LOGIN_DEVICE_COOKIE_NAME",
         "CSRF_COOKIE_NAME",
         "SECURE_PROXY_SSL_HEADER",
         "SECURE_SSL_REDIRECT",
@@ -131,6 +132,7 @@ def test_prod_starts_with_every_required_variable_and_is_hardened():
     assert values["CSRF_COOKIE_SECURE"] is True
     assert values["SESSION_COOKIE_HTTPONLY"] is True
     assert values["SESSION_COOKIE_NAME"] == "__Host-sessionid"
+    assert values["LOGIN_DEVICE_COOKIE_NAME"] == "__Host-login_device"
     # The name every SPA reads (the spec's), as in development.
     assert values["CSRF_COOKIE_NAME"] == "csrftoken"
     assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]

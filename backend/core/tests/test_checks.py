@@ -195,6 +195,15 @@ def test_e007_host_prefixed_session_cookie_that_browsers_would_drop(production_l
     assert ids(check_deployment(None)) == ["core.E007"]
 
 
+def test_e007_host_prefixed_login_device_cookie_that_is_not_secure(production_like):
+    production_like.LOGIN_DEVICE_COOKIE_NAME = "__Host-login_device"
+    production_like.SESSION_COOKIE_SECURE = True
+    assert check_deployment(None) == []
+    production_like.SESSION_COOKIE_SECURE = False
+
+    assert ids(check_deployment(None)) == ["core.E007"]
+
+
 @pytest.mark.parametrize(
     "unfit",
     [

@@ -1,16 +1,30 @@
 """core.sessions: sessions cached in Redis and written through to the database. Losing the cache logs
 nobody out; a session is ended only when Redis confirms it, and its Redis copy lives minutes, not weeks."""
 
+import threading
 import time
+from typing import cast
 
 import pytest
 from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.contrib.sessions.models import Session
 from django.core.cache import cache
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from accounts.models import User
-from testing import ME, SpaClient, assert_error, closed_port, logged_in_client, logged_in_id, redis_cache_at
+from accounts.tests.factories import UserFactory
+from core.sessions import SessionStore
+from testing import (
+    ME,
+    SpaClient,
+    assert_error,
+    closed_port,
+    logged_in_client,
+    logged_in_id,
+    redis_cache_at,
+    with_throttle_rates,
+)
 
 LOGOUT = "/api/v1/auth/logout"
 SIGNUP = "/api/v1/auth/signup"
@@ -108,6 +122,98 @@ def test_the_redis_copy_of_a_session_lives_minutes(user_client):
     assert 0 < ttl <= settings.SESSION_CACHE_MAX_AGE
     assert settings.SESSION_CACHE_MAX_AGE <= 5 * 60
     assert settings.SESSION_CACHE_MAX_AGE < settings.SESSION_COOKIE_AGE
+
+
+# ---------------------------------------------------------------- a logged-out session never answers again
+
+
+def copy_key(session_key):
+    return f"django.contrib.sessions.cached_db{session_key}"
+
+
+def test_a_request_that_read_the_session_before_the_logout_cannot_bring_it_back(user_client, monkeypatch):
+    """The audit's race (N-3): a request that missed the Redis copy read the row, the logout deleted the
+    copy and the row, then the request wrote the copy back, where later requests found the session for
+    up to SESSION_CACHE_MAX_AGE without looking at the database."""
+    session_key = user_client.session_key
+    cache.delete(copy_key(session_key))
+    reader = SessionStore(session_key)
+    read_row = reader._get_session_from_db  # type: ignore[attr-defined]
+
+    def read_the_row_then_log_out():
+        row = read_row()
+        assert user_client.post(LOGOUT).status_code == 204
+        return row
+
+    monkeypatch.setattr(reader, "_get_session_from_db", read_the_row_then_log_out)
+
+    assert reader.load() == {}
+    assert cache.get(copy_key(session_key)) is None
+    assert replay(session_key) is None
+
+
+def test_a_request_that_saved_the_session_during_the_logout_cannot_bring_it_back(user_client, monkeypatch):
+    session_key = user_client.session_key
+    writer = SessionStore(session_key)
+    writer["note"] = "saved while the owner logs out"
+    save_row = DatabaseStore.save
+    logged_out: list[int] = []
+
+    def save_the_row_then_log_out(store, must_create=False):
+        save_row(store, must_create)
+        if not logged_out:
+            logged_out.append(user_client.post(LOGOUT).status_code)
+
+    monkeypatch.setattr(DatabaseStore, "save", save_the_row_then_log_out)
+
+    writer.save()
+
+    assert logged_out == [204]
+    assert cache.get(copy_key(session_key)) is None
+    assert replay(session_key) is None
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_no_logged_out_session_answers_again_while_its_cookie_is_replayed_during_the_logout(settings):
+    """Eight threads replay the cookie (GET auth/me) while the owner logs out, for 30 sessions: after the
+    204, no request gets 200. Before, 13 of 30 sessions still answered (audit of 25008d9, N-3)."""
+    with_throttle_rates(settings, anon="1000000/m", user="1000000/m", auth="1000000/m")
+    revived, replayed_after = [], 0
+    for n in range(30):
+        owner = logged_in_client(cast(User, UserFactory()))
+        session_key = owner.session_key
+        logged_out, stop = threading.Event(), threading.Event()
+        late: list[int] = []
+
+        def replay_until_stopped(session_key=session_key, logged_out=logged_out, stop=stop, late=late):
+            thief = SpaClient()
+            thief.cookies[settings.SESSION_COOKIE_NAME] = session_key
+            try:
+                while not stop.is_set():
+                    after_the_logout = logged_out.is_set()
+                    status = thief.get(ME).status_code
+                    if after_the_logout:
+                        late.append(status)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=replay_until_stopped) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.02)
+        assert owner.post(LOGOUT).status_code == 204
+        logged_out.set()
+        time.sleep(0.1)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        replayed_after += len(late)
+        if 200 in late or replay(session_key) is not None:
+            revived.append(n)
+
+    assert revived == []
+    assert replayed_after >= 30
 
 
 def test_login_over_a_live_session_while_redis_is_unreachable_is_503(user, other_user, settings):
