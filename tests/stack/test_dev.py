@@ -4,6 +4,7 @@ https://localhost:<port>/api/v1/ with a certificate made on the first start, cod
 import datetime
 import json
 import re
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -258,6 +259,61 @@ def test_the_mail_catchers_web_ui_is_served_on_loopback(dev_stack):
     )
     assert page.status_code == 200
     assert "<title>MailDev" in page.text
+
+
+def test_the_mail_catcher_answers_its_own_origin_only(dev_stack):
+    """Any page the developer visits may fetch http://localhost:1080/api/email: the mail catcher must
+    not let it read the caught mails (reset links), nor a DNS name rebound to 127.0.0.1."""
+    email = new_email()
+    secret = secrets.token_urlsafe(16)
+    dev_stack.exec(
+        "backend",
+        "python",
+        "-c",
+        "import smtplib, sys; smtplib.SMTP('maildev', 1025).sendmail('noreply@example.com', [sys.argv[1]],"
+        " f'To: {sys.argv[1]}\\nSubject: Reset\\n\\ntoken={sys.argv[2]}\\n')",
+        email,
+        secret,
+    )
+    [mail] = mails_to(dev_stack, email)
+    assert secret in mail["text"]
+
+    api = f"http://127.0.0.1:{dev_stack.mail_ui_port}/api/email"
+    foreign = [
+        ("GET", api, {"Origin": "https://evil.example"}),
+        ("GET", api, {"Origin": "null"}),
+        ("GET", api, {"Origin": f"http://localhost:{dev_stack.mail_ui_port}"}),  # not the Host it asked
+        ("GET", api, {"Host": f"rebind.evil.example:{dev_stack.mail_ui_port}"}),
+        (
+            "OPTIONS",
+            f"{api}/all",
+            {"Origin": "https://evil.example", "Access-Control-Request-Method": "DELETE"},
+        ),
+        ("DELETE", f"{api}/all", {"Origin": "https://evil.example"}),
+    ]
+    for method, url, headers in foreign:
+        response = httpx.request(method, url, headers=headers, params={"to.address": email}, timeout=5)
+        assert response.status_code == 403, (method, headers, response.status_code)
+        assert "access-control-allow-origin" not in response.headers, (method, headers)
+        assert secret not in response.text
+
+    # The UI's own origin (its pages' requests carry it) reads and deletes; no CORS header is sent to it
+    # either, as a same-origin page needs none.
+    own = httpx.get(
+        api, headers={"Origin": f"http://127.0.0.1:{dev_stack.mail_ui_port}"}, params={"to.address": email}
+    )
+    assert own.status_code == 200
+    assert secret in own.text
+    assert not [name for name in own.headers if name.startswith("access-control-")]
+    deleted = httpx.delete(
+        f"{api}/{mail['id']}",
+        headers={
+            "Origin": f"http://localhost:{dev_stack.mail_ui_port}",
+            "Host": f"localhost:{dev_stack.mail_ui_port}",
+        },
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert httpx.get(api, params={"to.address": email}).json() == []
 
 
 def test_make_test_stack_dev_runs_the_suite_in_the_dev_image_on_postgresql_and_redis(dev_stack):
