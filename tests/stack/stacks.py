@@ -9,6 +9,7 @@ import secrets
 import shutil
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -248,6 +249,15 @@ class Stack:
         uids = {line.split()[1] for line in status.splitlines() if line.startswith("Uid:")}
         assert uids, service
         return uids
+
+
+def developer_home() -> Path:
+    """An empty HOME that an unprivileged user (nobody, when the tests run as root) can write to: where
+    `make trust-ca INSTALL=1` is run as a developer, never as root on this machine."""
+    home = Path(tempfile.mkdtemp(prefix="developer-home-"))
+    if os.getuid() == 0:
+        shutil.chown(home, "nobody", "nogroup")
+    return home
 
 
 def json_lines(output: str) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """compose.prod.yaml booted with a test .env: nginx (TLS) -> gunicorn (prod settings) -> PostgreSQL,
 Redis. Checked from outside through 127.0.0.1 like a client, and from inside with docker."""
 
+import datetime
 import json
 import re
 import socket
@@ -9,6 +10,7 @@ import time
 import warnings
 
 import pytest
+from cryptography import x509
 
 from .api import (
     CSRF_COOKIE,
@@ -22,7 +24,7 @@ from .api import (
     set_cookies,
     signup,
 )
-from .stacks import API_HOST, REPO, SPA_HOST, Stack, docker_inspect, run
+from .stacks import API_HOST, REPO, SPA_HOST, Stack, clean_environment, docker_inspect, run
 from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
 
 pytestmark = pytest.mark.usefixtures("prod_stack")
@@ -71,6 +73,27 @@ def test_make_certs_gives_a_certificate_from_its_local_ca(prod_stack):
     assert_server_certificate_from_the_ca(
         prod_stack.certificate, prod_stack.ca_file, ["localhost", API_HOST, SPA_HOST]
     )
+
+
+def test_the_quick_start_certificate_is_self_signed_and_makes_no_ca(tmp_path):
+    """docs/operations.md's first certificate on a server, until certbot's: nginx can start on it, and
+    no CA is made there."""
+    certs = tmp_path / "certs"
+    made = run(
+        [str(REPO / "nginx" / "local-cert"), "--self-signed", str(certs), API_HOST],
+        cwd=tmp_path,
+        env=clean_environment({}),
+    )
+    assert "self-signed (no CA), valid 30 days" in made.stdout
+    assert sorted(path.name for path in certs.iterdir()) == ["fullchain.pem", "privkey.pem"]
+    leaf = x509.load_pem_x509_certificate((certs / "fullchain.pem").read_bytes())
+    assert leaf.issuer == leaf.subject
+    assert leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    alternative = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert alternative.get_values_for_type(x509.DNSName) == [API_HOST]
+    assert leaf.not_valid_after_utc - leaf.not_valid_before_utc == datetime.timedelta(days=30)
+    operations = (REPO / "docs" / "operations.md").read_text()
+    assert f"sudo nginx/local-cert --self-signed certs {API_HOST}" in operations
 
 
 def test_nginx_passes_mozillas_intermediate_check(prod_stack):

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +34,7 @@ from .browser import (
     submit,
 )
 from .spec_client import assert_the_spec_contract_holds
-from .stacks import DEV_SERVER_PORT, REPO, Stack, clean_environment, run
+from .stacks import DEV_SERVER_PORT, REPO, Stack, clean_environment, developer_home, run
 
 
 @pytest.fixture(scope="module")
@@ -120,14 +119,6 @@ def test_a_login_form_on_the_api_origin_passes_django_s_origin_check(context, de
 
 
 # ---------------------------------------------------------------- make trust-ca
-
-
-def developer_home() -> Path:
-    """An empty HOME that the unprivileged user the next test runs as can write to."""
-    home = Path(tempfile.mkdtemp(prefix="developer-home-"))
-    if os.getuid() == 0:
-        shutil.chown(home, "nobody", "nogroup")
-    return home
 
 
 def test_the_dev_stack_opens_without_a_warning_once_make_trust_ca_installed_its_ca(playwright, dev_stack):
