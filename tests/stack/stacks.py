@@ -244,8 +244,10 @@ class Stack:
         return output.splitlines()
 
     def process_uids(self, service: str) -> set[str]:
-        """The real uids of every process in the service's container, not only of the first one."""
-        status = self.exec(service, "sh", "-c", "cat /proc/[0-9]*/status").stdout
+        """The real uids of every process in the service's container, not only of the first one (a
+        process that ends while they are read is left out)."""
+        read_each = "for f in /proc/[0-9]*/status; do cat $f 2>/dev/null; done; true"
+        status = self.exec(service, "sh", "-c", read_each).stdout
         uids = {line.split()[1] for line in status.splitlines() if line.startswith("Uid:")}
         assert uids, service
         return uids
