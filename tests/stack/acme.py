@@ -163,6 +163,13 @@ def pebble(workdir: Path, http_port: int) -> Iterator[Acme]:
         run(["docker", "rm", "--force", container], cwd=REPO, env=env, check=False)
 
 
+def reload_times(certbot: subprocess.CompletedProcess[str]) -> str:
+    """How long the hook's reload took (nginx-reload's last line, in certbot's output), for the figures."""
+    output = certbot.stdout + certbot.stderr
+    reloads = re.findall(r"reloaded in [\d.]+ s; old workers finished in [\d.]+ s", output)
+    return "; ".join(f"nginx {reload}" for reload in reloads)
+
+
 def trusting(stack: Stack, *roots: str) -> ssl.SSLContext:
     """A TLS context that trusts the stack's local CA and the roots (PEM)."""
     context = stack.tls_context()

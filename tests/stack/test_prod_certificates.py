@@ -21,6 +21,7 @@ from .acme import (
     expiry_lines,
     issuer_name,
     pebble,
+    reload_times,
     served_certificate,
     trusting,
 )
@@ -78,7 +79,7 @@ def assert_the_expiry_is_logged(stack: Stack, certificate, level: str) -> None:
 def test_nginx_logs_its_certificate_expiry_when_it_starts(prod_stack):
     served = served_certificate(prod_stack.https_port)
     # The local CA's, a year: no warning.
-    assert_the_expiry_is_logged(prod_stack, served, "info")
+    assert_the_expiry_is_logged(prod_stack, served, "INFO")
     assert expiry_lines(prod_stack.logs("nginx"))[-1]["days_left"] >= 364
 
 
@@ -88,7 +89,9 @@ def test_certbot_gets_a_certificate_from_pebble_its_hook_installs_it_with_no_fai
         issued = acme.issue(prod_stack, hook_env(prod_stack))
 
     assert issued.returncode == 0, issued.stdout[-3000:] + issued.stderr[-3000:]
-    assert_served_everything(prod_stack, load, window, "certificate issuance (certbot certonly, Pebble)")
+    assert_served_everything(
+        prod_stack, load, window, "certificate issuance (certbot certonly, Pebble)", reload_times(issued)
+    )
     served = served_certificate(prod_stack.https_port)
     assert PEBBLE_ISSUER.match(issuer_name(served)), served.issuer
     lifetime = served.not_valid_after_utc - served.not_valid_before_utc
@@ -97,7 +100,7 @@ def test_certbot_gets_a_certificate_from_pebble_its_hook_installs_it_with_no_fai
     assert prod_stack.certificate is not None
     assert served.public_bytes(Encoding.PEM).decode() in prod_stack.certificate.read_text()
     # Ten days left: the reload's line warns.
-    assert_the_expiry_is_logged(prod_stack, served, "warning")
+    assert_the_expiry_is_logged(prod_stack, served, "WARNING")
 
 
 def test_certbot_renew_renews_it_unattended_with_no_failed_request(prod_stack, acme):
@@ -108,12 +111,14 @@ def test_certbot_renew_renews_it_unattended_with_no_failed_request(prod_stack, a
         renewed = acme.renew()
 
     assert renewed.returncode == 0, renewed.stdout[-3000:] + renewed.stderr[-3000:]
-    assert_served_everything(prod_stack, load, window, "certificate renewal (certbot renew, Pebble)")
+    assert_served_everything(
+        prod_stack, load, window, "certificate renewal (certbot renew, Pebble)", reload_times(renewed)
+    )
     after = served_certificate(prod_stack.https_port)
     assert after.serial_number != before.serial_number
     assert PEBBLE_ISSUER.match(issuer_name(after)), after.issuer
     assert after.not_valid_after_utc >= before.not_valid_after_utc
-    assert_the_expiry_is_logged(prod_stack, after, "warning")
+    assert_the_expiry_is_logged(prod_stack, after, "WARNING")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the check applies to a hook run as root")
