@@ -26,7 +26,7 @@ from .acme import (
     trusting,
 )
 from .load import assert_served_everything, under_load
-from .stacks import Stack, run
+from .stacks import Stack, json_lines, run
 
 pytestmark = pytest.mark.usefixtures("prod_stack")
 
@@ -81,6 +81,17 @@ def test_nginx_logs_its_certificate_expiry_when_it_starts(prod_stack):
     # The local CA's, a year: no warning.
     assert_the_expiry_is_logged(prod_stack, served, "INFO")
     assert expiry_lines(prod_stack.logs("nginx"))[-1]["days_left"] >= 364
+
+
+def test_a_missing_or_unreadable_certificate_is_logged_as_an_error_without_dates(prod_stack):
+    # No file, a key instead of a certificate, a directory.
+    for path in ("/etc/nginx/certs/missing.pem", "/etc/nginx/certs/privkey.pem", "/etc/nginx/certs"):
+        [line] = json_lines(prod_stack.exec("nginx", "certificate-expiry", path).stdout)
+        assert line["logger"] == "nginx.certificate", line
+        assert line["level"] == "ERROR", line
+        assert line["certificate"] == path, line
+        assert line["not_after"] is None, line
+        assert line["days_left"] is None, line
 
 
 def test_certbot_gets_a_certificate_from_pebble_its_hook_installs_it_with_no_failed_request(prod_stack, acme):
