@@ -18,13 +18,20 @@ from django.utils.functional import empty
 
 from core import health
 from core.exceptions import bad_request
-from core.request_context import client_ip, request_id, request_id_from_header
+from core.request_context import (
+    client_ip,
+    from_trusted_proxy,
+    request_id,
+    request_id_from_header,
+)
 
 access_logger = logging.getLogger("core.access")
 # Django's own logger for this, so existing log filters keep working.
 disallowed_host_logger = logging.getLogger("django.security.DisallowedHost")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# X-Forwarded-For, -Proto, -Host and the rest, as WSGI names them.
+FORWARDED_PREFIX = "HTTP_X_FORWARDED_"
 # The production CSRF cookie's name until 0.2: a browser that still holds it is told to drop it, so that
 # a SPA built then, which reads this name first, finds the csrftoken cookie Django checks instead of a
 # stale token (CHANGELOG, 0.3.0's Upgrading). To go once such cookies have expired (a year after 0.3.0).
@@ -55,6 +62,7 @@ def _user_id(request: HttpRequest) -> int | None:
 class RequestMiddleware:
     """For every request, in this order:
 
+    - X-Forwarded-* headers dropped unless a trusted proxy (FORWARDED_ALLOW_IPS: nginx) sent them;
     - the request id: taken from X-Request-ID (nginx's) or made, bound to every log record of the
       request, echoed in the response;
     - a Host header not in ALLOWED_HOSTS refused before anything else reads it. Django does this too,
@@ -74,6 +82,11 @@ class RequestMiddleware:
         self.live_path = reverse("health-live")
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if not from_trusted_proxy(request):
+            # Before anything reads them: the scheme (SECURE_PROXY_SSL_HEADER, so CSRF's origin check
+            # and the HTTPS redirect) and the client address (throttles, the access line).
+            for key in [key for key in request.META if key.startswith(FORWARDED_PREFIX)]:
+                del request.META[key]
         current_id = request_id_from_header(request.headers.get(REQUEST_ID_HEADER))
         token = request_id.set(current_id)
         started = time.perf_counter()

@@ -1,6 +1,7 @@
 """Facts about the request being served: its id (for log records and error bodies, in this thread or
 task) and the client's address as the proxies in front of the app report it."""
 
+import functools
 import ipaddress
 import re
 import uuid
@@ -23,8 +24,31 @@ def request_id_from_header(value: str | None) -> str:
     return uuid.uuid4().hex
 
 
+@functools.cache
+def _networks(allowed: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in allowed if item != "*")
+
+
+def in_networks(address: str, allowed: list[str]) -> bool:
+    """Whether an address lies in one of the addresses or networks listed ("*": all)."""
+    if "*" in allowed:
+        return True
+    try:
+        peer = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(peer in network for network in _networks(tuple(allowed)))
+
+
+def from_trusted_proxy(request: HttpRequest) -> bool:
+    """Whether the peer that sent the request is one whose X-Forwarded-* headers are believed: an
+    address in FORWARDED_ALLOW_IPS (nginx's network). Anyone else sends them as they please."""
+    return in_networks(str(request.META.get("REMOTE_ADDR", "")), settings.FORWARDED_ALLOW_IPS)
+
+
 def client_ip(request: HttpRequest) -> str:
-    """The client's address, trusting X-Forwarded-For only as far as TRUSTED_PROXY_COUNT proxies.
+    """The client's address, trusting X-Forwarded-For only from a trusted proxy (FORWARDED_ALLOW_IPS)
+    and only as far as TRUSTED_PROXY_COUNT proxies.
 
     Each proxy appends the address it received the request from, so with N trusted proxies the client
     is the N-th entry from the right. Entries further left were sent by the client and are ignored: a
@@ -32,7 +56,7 @@ def client_ip(request: HttpRequest) -> str:
     """
     remote = str(request.META.get("REMOTE_ADDR", ""))
     hops: int = settings.TRUSTED_PROXY_COUNT
-    if hops == 0:
+    if hops == 0 or not from_trusted_proxy(request):
         return remote
     forwarded = [
         entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if entry.strip()

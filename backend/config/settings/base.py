@@ -12,6 +12,7 @@ from config.env import (
     env_choice,
     env_int,
     env_list,
+    env_networks,
     env_origins,
     env_secret,
     env_str,
@@ -246,6 +247,11 @@ CSRF_FAILURE_VIEW = "core.exceptions.csrf_failure"
 
 # ---------------------------------------------------------------- requests and proxies
 
+# The peers whose X-Forwarded-For and X-Forwarded-Proto are believed: nginx's network (the production
+# stacks' EDGE_SUBNET), never the data network, whose containers reach gunicorn past nginx. From any other
+# peer core.middleware drops every X-Forwarded-* header before anything reads it. gunicorn reads the
+# same variable for its own scheme (config/gunicorn.py). Addresses or networks, or * for any peer.
+FORWARDED_ALLOW_IPS = env_networks("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"])
 # How many reverse proxies (nginx) append to X-Forwarded-For in front of the app. The client address is
 # taken that many entries from the right, so a client cannot pick its own throttle bucket by sending
 # the header itself. 0: use the socket address and ignore the header.

@@ -46,11 +46,11 @@ def compose_file(name: str) -> dict[str, Any]:
     return loaded
 
 
-# Set by the stacks themselves, not by an operator: gunicorn's trusted proxy network (from EDGE_SUBNET),
-# the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself) and the directory
-# it writes the secret files of that file into (SECRETS_DIR), the project name compose itself provides
-# (COMPOSE_PROJECT_NAME, which names the backend image), and the extra backend containers of Swarm's
-# rolling update (BACKEND_UPDATE_SURGE, its update parallelism).
+# Set by the stacks themselves, not by an operator: the trusted proxy network of gunicorn and Django
+# (from EDGE_SUBNET), the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env
+# itself) and the directory it writes the secret files of that file into (SECRETS_DIR), the project name
+# compose itself provides (COMPOSE_PROJECT_NAME, which names the backend image), and the extra backend
+# containers of Swarm's rolling update (BACKEND_UPDATE_SURGE, its update parallelism).
 SET_BY_THE_STACK = {
     "FORWARDED_ALLOW_IPS",
     "ENV_FILE",

@@ -203,6 +203,7 @@ def test_prod_names_every_missing_variable_at_once():
         ("API_DOCS", "bogus"),
         ("LOG_FORMAT", "xml"),
         ("TRUSTED_PROXY_COUNT", "-1"),
+        ("FORWARDED_ALLOW_IPS", "172.16.253.0/24,nginx"),
     ],
 )
 def test_prod_refuses_a_malformed_variable_naming_it(name, value):
