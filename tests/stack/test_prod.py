@@ -22,7 +22,16 @@ from .api import (
     set_cookies,
     signup,
 )
-from .stacks import API_HOST, REPO, SPA_HOST, Stack, clean_environment, docker_inspect, run
+from .stacks import (
+    API_HOST,
+    PROD_SPA_PORT,
+    REPO,
+    SPA_HOST,
+    Stack,
+    clean_environment,
+    docker_inspect,
+    run,
+)
 from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
 
 pytestmark = pytest.mark.usefixtures("prod_stack")
@@ -236,6 +245,23 @@ def test_admin_pages_and_their_hashed_static_files_are_served(prod_stack):
     assert css.headers["content-type"].startswith("text/css")
     assert "immutable" in css.headers["cache-control"]
     assert len(css.content) > 100
+
+
+def test_the_admin_takes_posts_from_its_own_origin_only_not_the_spas(prod_stack):
+    """CSRF_TRUSTED_ORIGINS names the SPA for the API; a form posted to the admin from the SPA's origin,
+    token and all, is refused (security audit I-1)."""
+    spa_origin = f"https://{SPA_HOST}:{PROD_SPA_PORT}"
+    assert spa_origin in prod_stack.env_values()["CORS_ALLOWED_ORIGINS"]
+    with prod_stack.client() as client:
+        page = client.get("/admin/login/")
+        [token] = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        form = {"username": "nobody@example.com", "password": "wrong", "csrfmiddlewaretoken": token}
+        statuses = {
+            origin: client.post("/admin/login/", data=form, headers={"Origin": origin}).status_code
+            for origin in (spa_origin, prod_stack.origin)
+        }
+    # From its own origin the form is processed (a wrong password: the page again).
+    assert statuses == {spa_origin: 403, prod_stack.origin: 200}
 
 
 # ---------------------------------------------------------------- logs

@@ -245,6 +245,24 @@ CSRF_COOKIE_HTTPONLY = False  # The SPA reads the csrftoken cookie to send it ba
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "core.exceptions.csrf_failure"
 
+# ---------------------------------------------------------------- the admin
+
+# The admin's path (nginx serves the same one: ADMIN_URL reaches it from the same .env). A path of your
+# own keeps the admin out of scanners' first guesses; it is no secret, the allow-list below is the lock.
+ADMIN_URL = env_str(
+    "ADMIN_URL",
+    "admin/",
+    validate=lambda path: (
+        None
+        if re.fullmatch(r"(?:[A-Za-z0-9_-]+/)+", path) and not path.startswith(("api/", "static/"))
+        else "a path like admin/ or staff-7f3a/ (letters, digits, - and _, ending in /), not under api/ "
+        "or static/"
+    ),
+)
+# Client addresses (core.request_context.client_ip) that may reach the admin; any other gets a 404, as if
+# it were not there. Empty (the default): every address.
+ADMIN_ALLOWED_NETWORKS = env_networks("ADMIN_ALLOWED_NETWORKS", [])
+
 # ---------------------------------------------------------------- requests and proxies
 
 # The peers whose X-Forwarded-For and X-Forwarded-Proto are believed: nginx's network (the production
