@@ -165,7 +165,8 @@ def env_origins(name: str, default: list[str] | _Required = REQUIRED) -> list[st
 
 def _network_problem(item: str) -> str | None:
     try:
-        ipaddress.ip_network(item, strict=False)
+        # Strict, as gunicorn reads them: no host bits set after the prefix (172.16.253.5/24).
+        ipaddress.ip_network(item)
     except ValueError:
         return "addresses or networks like 172.16.253.0/24, comma-separated, or *"
     return None

@@ -40,7 +40,7 @@ def _in_networks(address: str, allowed: tuple[str, ...]) -> bool:
         peer = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(peer in ipaddress.ip_network(item, strict=False) for item in allowed)
+    return any(peer in ipaddress.ip_network(item) for item in allowed)
 
 
 def from_trusted_proxy(request: HttpRequest) -> bool:
