@@ -5,6 +5,7 @@ stops start-up with a message an operator can act on. ``.env`` at the repository
 without overriding variables that are already set in the real environment.
 """
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -160,6 +161,20 @@ def _origin_problem(origin: str) -> str | None:
 def env_origins(name: str, default: list[str] | _Required = REQUIRED) -> list[str]:
     """Browser origins (scheme://host[:port]), as CORS and CSRF compare them."""
     return env_list(name, default, validate=_origin_problem)
+
+
+def _network_problem(item: str) -> str | None:
+    try:
+        # Strict, as gunicorn reads them: no host bits set after the prefix (172.16.253.5/24).
+        ipaddress.ip_network(item)
+    except ValueError:
+        return "addresses or networks like 172.16.253.0/24, comma-separated, or *"
+    return None
+
+
+def env_networks(name: str, default: list[str] | _Required = REQUIRED) -> list[str]:
+    """IP addresses and networks (CIDR), or "*" for all, as gunicorn's forwarded_allow_ips takes them."""
+    return env_list(name, default, validate=lambda item: None if item == "*" else _network_problem(item))
 
 
 def env_url(name: str, schemes: tuple[str, ...], default: str | _Required = REQUIRED) -> str:

@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from config.env import env_int, env_list
+from config.env import env_int, env_networks
 
 CGROUP = Path("/sys/fs/cgroup")
 
@@ -104,8 +104,9 @@ max_requests_jitter = 200
 worker_tmp_dir = "/dev/shm"  # noqa: S108 (a private tmpfs in the container)
 
 # Only nginx may set X-Forwarded-Proto (gunicorn ignores it from anyone else). compose.prod.yaml puts
-# nginx and the backend on their own network with this subnet.
-forwarded_allow_ips = ",".join(env_list("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"]))
+# nginx and the backend on their own network with this subnet. Django reads the same variable, with the
+# same default, for the headers it believes (config/settings/base.py, core.middleware).
+forwarded_allow_ips = ",".join(env_networks("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"]))
 
 # nginx refuses oversized requests itself, in the API's error shape (URIs over 8 KiB with 414, headers over
 # its buffers with 431: large_client_header_buffers, 16 KiB a field and 64 KiB in all). gunicorn's limits

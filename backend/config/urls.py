@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
@@ -12,7 +13,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     # Anything else under /api/ is a 404 in the API's error shape, whatever DEBUG says.
     re_path(r"^api/", NotFoundApi.as_view()),
-    path("admin/", admin.site.urls),
+    path(settings.ADMIN_URL, admin.site.urls),
 ]
 
 handler400 = "core.exceptions.bad_request"

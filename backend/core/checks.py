@@ -2,9 +2,11 @@
 quietly weaken the API, and `migrate` a deployment whose sizes the database cannot hold. Each check has
 a test in core/tests/test_checks.py."""
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.hashers import get_hashers
@@ -101,6 +103,33 @@ def check_deployment(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[C
             )
         )
     return problems
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@register(Tags.security)
+def check_password_reset_url(app_configs: Sequence[Any] | None, **kwargs: Any) -> list[CheckMessage]:
+    """Without DEBUG (production), the reset link must point at a real frontend: the code's default is a
+    dev server on the reader's own machine. Not deploy-only, so the production stacks' `migrate`, which
+    runs before the backend starts, stops on it."""
+    if settings.DEBUG or not _is_loopback(urlsplit(settings.PASSWORD_RESET_URL).hostname or ""):
+        return []
+    return [
+        Error(
+            f"PASSWORD_RESET_URL points at this machine ({settings.PASSWORD_RESET_URL}): every "
+            "password-reset mail would send its reader to a page on their own computer.",
+            hint="Set PASSWORD_RESET_URL to your frontend's reset page, with {uid} and {token} "
+            "(.env.example).",
+            id="core.E009",
+        )
+    ]
 
 
 # The CSRF cookie's name is the SPA contract's (SYSTEM_CONTEXT.md: "retrieve the csrftoken cookie"), in

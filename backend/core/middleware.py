@@ -10,21 +10,31 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django.urls import reverse
 from django.utils.functional import empty
 
 from core import health
-from core.exceptions import bad_request
-from core.request_context import client_ip, request_id, request_id_from_header
+from core.exceptions import bad_request, csrf_failure, page_not_found
+from core.request_context import (
+    client_ip,
+    from_trusted_proxy,
+    in_networks,
+    request_id,
+    request_id_from_header,
+)
 
 access_logger = logging.getLogger("core.access")
 # Django's own logger for this, so existing log filters keep working.
 disallowed_host_logger = logging.getLogger("django.security.DisallowedHost")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# X-Forwarded-For, -Proto, -Host and the rest, as WSGI names them.
+FORWARDED_PREFIX = "HTTP_X_FORWARDED_"
 # The production CSRF cookie's name until 0.2: a browser that still holds it is told to drop it, so that
 # a SPA built then, which reads this name first, finds the csrftoken cookie Django checks instead of a
 # stale token (CHANGELOG, 0.3.0's Upgrading). To go once such cookies have expired (a year after 0.3.0).
@@ -52,9 +62,34 @@ def _user_id(request: HttpRequest) -> int | None:
     return user.pk if user.is_authenticated else None
 
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
+
+
+def guard_admin(request: HttpRequest) -> HttpResponseBase | None:
+    """The admin's own rules, before Django's: a 404 for a client address outside ADMIN_ALLOWED_NETWORKS,
+    and a 403 for an unsafe request from any origin but the site's own. CSRF_TRUSTED_ORIGINS lets the
+    SPA's origin post to the API; it has no business posting to the admin, whose forms are the site's."""
+    allowed: list[str] = settings.ADMIN_ALLOWED_NETWORKS
+    if allowed and not in_networks(client_ip(request), allowed):
+        return page_not_found(request, Http404())
+    if request.method in SAFE_METHODS:
+        return None
+    own_origin = f"{request.scheme}://{request.get_host()}"
+    origin = request.headers.get("Origin")
+    referer = request.headers.get("Referer")
+    if origin is None and referer and request.is_secure():
+        # What Django's CSRF check falls back to over HTTPS: the referring page's origin.
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    if origin is not None and origin != own_origin:
+        return csrf_failure(request, f"the admin takes unsafe requests from {own_origin} only")
+    return None
+
+
 class RequestMiddleware:
     """For every request, in this order:
 
+    - X-Forwarded-* headers dropped unless a trusted proxy (FORWARDED_ALLOW_IPS: nginx) sent them;
     - the request id: taken from X-Request-ID (nginx's) or made, bound to every log record of the
       request, echoed in the response;
     - a Host header not in ALLOWED_HOSTS refused before anything else reads it. Django does this too,
@@ -62,6 +97,7 @@ class RequestMiddleware:
       foreign Host, which any scanner sends, as an ERROR with a traceback. Here: the 400 of
       core.exceptions.bad_request (the API's JSON under /api/) and one WARNING line;
     - GET and HEAD of health/live answered here, without the rest of the chain (core.apis.HealthLiveApi);
+    - the admin (ADMIN_URL) guarded: its address allow-list and its own origin only (guard_admin);
     - API responses marked `Cache-Control: no-store`: they carry user data (the user, the CSRF token,
       errors about an account), which no browser or proxy cache may keep. Views that allow caching set
       their own Cache-Control;
@@ -74,6 +110,11 @@ class RequestMiddleware:
         self.live_path = reverse("health-live")
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if not from_trusted_proxy(request):
+            # Before anything reads them: the scheme (SECURE_PROXY_SSL_HEADER, so CSRF's origin check
+            # and the HTTPS redirect) and the client address (throttles, the access line).
+            for key in [key for key in request.META if key.startswith(FORWARDED_PREFIX)]:
+                del request.META[key]
         current_id = request_id_from_header(request.headers.get(REQUEST_ID_HEADER))
         token = request_id.set(current_id)
         started = time.perf_counter()
@@ -101,6 +142,10 @@ class RequestMiddleware:
             and request.accepts("application/json")  # else DRF's 406, like every endpoint
         ):
             return JsonResponse(health.LIVE_BODY)
+        if request.path_info.startswith(f"/{settings.ADMIN_URL}"):
+            refused = guard_admin(request)
+            if refused is not None:
+                return refused
         return self.get_response(request)
 
     def log(self, request: HttpRequest, response: HttpResponseBase, started: float) -> None:

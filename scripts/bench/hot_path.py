@@ -52,6 +52,8 @@ WORKERS, THREADS = "3", "2"
 CONNECTIONS = 32
 # The throttles would answer the load with 429s.
 UNTHROTTLED = {"THROTTLE_ANON": "100000000/m", "THROTTLE_USER": "100000000/m"}
+# Required with production settings (check core.E009); no mail is sent.
+RESET_URL = "https://app.example.com/reset-password?uid={uid}&token={token}"
 # Ports of the native run, and of the prod stack's published nginx.
 NATIVE_HTTPS, BACKEND_PORT, FLOOR_PORT = 31443, 31800, 31801
 PG_PORT, REDIS_PORT = 31432, 31379
@@ -253,6 +255,7 @@ def native_stack(directory: Path, app_cpu: str, other_cpu: str) -> Iterator[tupl
             "DJANGO_SETTINGS_MODULE": "config.settings.prod",
             "SECRET_KEY": secrets.token_urlsafe(50),
             "ALLOWED_HOSTS": "localhost",
+            "PASSWORD_RESET_URL": RESET_URL,
             "TRUSTED_PROXY_COUNT": "1",
             "FORWARDED_ALLOW_IPS": "127.0.0.1",
             "GUNICORN_WORKERS": WORKERS,
@@ -346,6 +349,7 @@ def prod_stack(directory: Path) -> Iterator[Path]:
     values = {
         "SERVER_NAME": "localhost",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "PASSWORD_RESET_URL": RESET_URL,
         **{name: secrets.token_hex(16) for name in ("DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD")},
         "TLS_CERT_FILE": f"{directory}/fullchain.pem",
         "TLS_KEY_FILE": f"{directory}/privkey.pem",

@@ -407,6 +407,8 @@ def prod_env_file(directory: Path, **overrides: str) -> Path:
         # same stack as api.example.com, so both names are allowed (a deployment sets SERVER_NAME only).
         "ALLOWED_HOSTS": f"localhost,{API_HOST}",
         "CORS_ALLOWED_ORIGINS": f"https://localhost:{PROD_SPA_PORT},https://{SPA_HOST}:{PROD_SPA_PORT}",
+        # Required in production (check core.E009): the test SPA's reset page.
+        "PASSWORD_RESET_URL": f"https://{SPA_HOST}:{PROD_SPA_PORT}/reset-password?uid={{uid}}&token={{token}}",
         # A large JSON response for anonymous clients, to see nginx compress it.
         "API_DOCS": "public",
         # The tests sign up and log in more often than a person would, test_prod_deploy.py's clients all

@@ -437,3 +437,68 @@ def test_a_normal_client_is_served_while_one_address_holds_thousands_of_slow_con
         "code": "THROTTLED",
         "details": {"wait": 1},
     }
+
+
+# ---------------------------------------------------------------- behind a load balancer: REAL_IP_FROM
+
+# A load balancer on the edge network: sends a request to an nginx over HTTPS with the X-Forwarded-For it
+# would add, and prints nginx's request id.
+BALANCED_REQUEST = """
+import http.client, ssl, sys
+connection = http.client.HTTPSConnection(sys.argv[1], 8443, timeout=10,
+                                         context=ssl._create_unverified_context())
+connection.request("GET", "/api/v1/auth/csrf", headers={"Host": "localhost", "X-Forwarded-For": "6.6.6.6"})
+response = connection.getresponse()
+print(response.status, response.getheader("X-Request-ID"))
+"""
+
+
+def test_real_ip_from_takes_the_client_from_a_trusted_balancer_only(prod_stack):
+    """With REAL_IP_FROM naming the balancer, nginx counts and forwards the address the balancer
+    reports; without it (the stack's nginx, the default), the header sender's own address."""
+    containers = prod_stack.container_ids()
+    nginx_image = docker_inspect(containers["nginx"])["Config"]["Image"]
+    backend_image = docker_inspect(containers["backend"])["Config"]["Image"]
+    network = f"{prod_stack.project}_edge"
+    balanced = f"{prod_stack.project}-real-ip-nginx"
+    environment = clean_environment({})
+    assert prod_stack.certificate is not None
+    certificates = prod_stack.certificate.parent
+    edge_subnet = prod_stack.env_values()["EDGE_SUBNET"]
+    run(["docker", "rm", "--force", balanced], cwd=REPO, env=environment, check=False)
+    run(
+        [
+            "docker", "run", "--detach", "--name", balanced, "--network", network,
+            "--env", "SERVER_NAME=localhost", "--env", "BACKEND_ADDRESS=backend:8000",
+            "--env", "PUBLIC_HTTPS_PORT=443", "--env", f"REAL_IP_FROM={edge_subnet}",
+            "--volume", f"{certificates / 'fullchain.pem'}:/etc/nginx/certs/fullchain.pem:ro",
+            "--volume", f"{certificates / 'privkey.pem'}:/etc/nginx/certs/privkey.pem:ro",
+            nginx_image,
+        ],
+        cwd=REPO,
+        env=environment,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while docker_inspect(balanced)["State"]["Health"]["Status"] != "healthy":
+            assert time.monotonic() < deadline, run(["docker", "logs", balanced], cwd=REPO, env=environment)
+            time.sleep(0.5)
+
+        def through(nginx: str) -> tuple[str, str]:
+            output = run(
+                ["docker", "run", "--rm", "--network", network, backend_image, "python", "-c",
+                 BALANCED_REQUEST, nginx],
+                cwd=REPO,
+                env=environment,
+            ).stdout  # fmt: skip
+            status, request_id = output.split()
+            [line] = [line for line in prod_stack.logs("backend") if line.get("request_id") == request_id]
+            return status, line["client_ip"]
+
+        assert through(balanced) == ("200", "6.6.6.6")
+        status, client = through("nginx")
+        assert status == "200"
+        assert client != "6.6.6.6"
+        assert client.startswith(edge_subnet.rsplit(".", 2)[0])
+    finally:
+        run(["docker", "rm", "--force", balanced], cwd=REPO, env=environment, check=False)

@@ -24,7 +24,16 @@ from .api import (
     set_cookies,
     signup,
 )
-from .stacks import API_HOST, REPO, SPA_HOST, Stack, clean_environment, docker_inspect, run
+from .stacks import (
+    API_HOST,
+    PROD_SPA_PORT,
+    REPO,
+    SPA_HOST,
+    Stack,
+    clean_environment,
+    docker_inspect,
+    run,
+)
 from .tls import assert_server_certificate_from_the_ca, mozilla_intermediate_check
 
 pytestmark = pytest.mark.usefixtures("prod_stack")
@@ -270,6 +279,23 @@ def test_admin_pages_and_their_hashed_static_files_are_served(prod_stack):
     assert len(css.content) > 100
 
 
+def test_the_admin_takes_posts_from_its_own_origin_only_not_the_spas(prod_stack):
+    """CSRF_TRUSTED_ORIGINS names the SPA for the API; a form posted to the admin from the SPA's origin,
+    token and all, is refused (security audit I-1)."""
+    spa_origin = f"https://{SPA_HOST}:{PROD_SPA_PORT}"
+    assert spa_origin in prod_stack.env_values()["CORS_ALLOWED_ORIGINS"]
+    with prod_stack.client() as client:
+        page = client.get("/admin/login/")
+        [token] = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        form = {"username": "nobody@example.com", "password": "wrong", "csrfmiddlewaretoken": token}
+        statuses = {
+            origin: client.post("/admin/login/", data=form, headers={"Origin": origin}).status_code
+            for origin in (spa_origin, prod_stack.origin)
+        }
+    # From its own origin the form is processed (a wrong password: the page again).
+    assert statuses == {spa_origin: 403, prod_stack.origin: 200}
+
+
 # ---------------------------------------------------------------- logs
 
 
@@ -425,6 +451,40 @@ def test_only_nginx_publishes_ports_and_data_services_have_no_way_out(prod_stack
             networks = details["NetworkSettings"]["Networks"]
             assert list(networks) == [f"{prod_stack.project}_data"], service
     assert docker_inspect(f"{prod_stack.project}_data")["Internal"] is True
+
+
+# Sent from a container on the data network straight to gunicorn, past nginx: forged forwarding headers.
+FORGED_REQUEST = """
+import http.client, sys
+connection = http.client.HTTPConnection("backend", 8000, timeout=10)
+connection.request("GET", "/api/v1/auth/csrf", headers={
+    "Host": "localhost", "X-Request-ID": sys.argv[1],
+    "X-Forwarded-Proto": "https", "X-Forwarded-For": "6.6.6.6",
+})
+print(connection.getresponse().status, connection.sock.getsockname()[0])
+"""
+
+
+def test_a_container_on_the_data_network_cannot_forge_the_forwarded_headers(prod_stack):
+    """Only nginx's network may say which scheme the client used and which address it has: a container on
+    the data network (db, redis, backup, migrate) reaches gunicorn directly, and is answered as what it
+    is, a plain-HTTP client with its own address, counted as that by the throttles."""
+    image = docker_inspect(prod_stack.container_ids()["backend"])["Config"]["Image"]
+    request_id = f"forged-{time.time_ns()}"
+    output = run(
+        [
+            "docker", "run", "--rm", "--network", f"{prod_stack.project}_data",
+            image, "python", "-c", FORGED_REQUEST, request_id,
+        ],
+        cwd=REPO,
+        env=clean_environment({}),
+    ).stdout  # fmt: skip
+    status, own_address = output.split()
+
+    # Plain HTTP is redirected to HTTPS, not served as if nginx had terminated TLS.
+    assert status == "301"
+    [line] = [line for line in prod_stack.logs("backend") if line.get("request_id") == request_id]
+    assert line["client_ip"] == own_address != "6.6.6.6"
 
 
 # ---------------------------------------------------------------- configuration errors

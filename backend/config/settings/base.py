@@ -12,6 +12,7 @@ from config.env import (
     env_choice,
     env_int,
     env_list,
+    env_networks,
     env_origins,
     env_secret,
     env_str,
@@ -244,8 +245,31 @@ CSRF_COOKIE_HTTPONLY = False  # The SPA reads the csrftoken cookie to send it ba
 CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_FAILURE_VIEW = "core.exceptions.csrf_failure"
 
+# ---------------------------------------------------------------- the admin
+
+# The admin's path (nginx serves the same one: ADMIN_URL reaches it from the same .env). A path of your
+# own keeps the admin out of scanners' first guesses; it is no secret, the allow-list below is the lock.
+ADMIN_URL = env_str(
+    "ADMIN_URL",
+    "admin/",
+    validate=lambda path: (
+        None
+        if re.fullmatch(r"(?:[A-Za-z0-9_-]+/)+", path) and not path.startswith(("api/", "static/"))
+        else "a path like admin/ or staff-7f3a/ (letters, digits, - and _, ending in /), not under api/ "
+        "or static/"
+    ),
+)
+# Client addresses (core.request_context.client_ip) that may reach the admin; any other gets a 404, as if
+# it were not there. Empty (the default): every address.
+ADMIN_ALLOWED_NETWORKS = env_networks("ADMIN_ALLOWED_NETWORKS", [])
+
 # ---------------------------------------------------------------- requests and proxies
 
+# The peers whose X-Forwarded-For and X-Forwarded-Proto are believed: nginx's network (the production
+# stacks' EDGE_SUBNET), never the data network, whose containers reach gunicorn past nginx. From any other
+# peer core.middleware drops every X-Forwarded-* header before anything reads it. gunicorn reads the
+# same variable for its own scheme (config/gunicorn.py). Addresses or networks, or * for any peer.
+FORWARDED_ALLOW_IPS = env_networks("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"])
 # How many reverse proxies (nginx) append to X-Forwarded-For in front of the app. The client address is
 # taken that many entries from the right, so a client cannot pick its own throttle bucket by sending
 # the header itself. 0: use the socket address and ignore the header.

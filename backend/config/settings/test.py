@@ -17,6 +17,9 @@ CACHES["default"]["KEY_PREFIX"] = "test"
 CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
 CSRF_TRUSTED_ORIGINS = CORS_ALLOWED_ORIGINS
 TRUSTED_PROXY_COUNT = 0
+# The private ranges the tests' proxies come from; the documentation ranges (203.0.113.0/24, ...) are
+# clients that reach the app directly.
+FORWARDED_ALLOW_IPS = ["127.0.0.1", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 API_DOCS = "public"
 PASSWORD_RESET_URL = "https://app.example.com/reset-password?uid={uid}&token={token}"  # noqa: S105
 

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from config import gunicorn
 from config.env import BACKEND_DIR
+from config.settings import base
 from config.tests.variables import GUNICORN, SETTINGS_MODULES, env_calls, variable_name, variables_read_by
 from core import errors, rate_limit
 from testing import api_routes
@@ -46,11 +47,11 @@ def compose_file(name: str) -> dict[str, Any]:
     return loaded
 
 
-# Set by the stacks themselves, not by an operator: gunicorn's trusted proxy network (from EDGE_SUBNET),
-# the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env itself) and the directory
-# it writes the secret files of that file into (SECRETS_DIR), the project name compose itself provides
-# (COMPOSE_PROJECT_NAME, which names the backend image), and the extra backend containers of Swarm's
-# rolling update (BACKEND_UPDATE_SURGE, its update parallelism).
+# Set by the stacks themselves, not by an operator: the trusted proxy network of gunicorn and Django
+# (from EDGE_SUBNET), the file `make`/scripts/compose hand to compose.prod.yaml (ENV_FILE, the .env
+# itself) and the directory it writes the secret files of that file into (SECRETS_DIR), the project name
+# compose itself provides (COMPOSE_PROJECT_NAME, which names the backend image), and the extra backend
+# containers of Swarm's rolling update (BACKEND_UPDATE_SURGE, its update parallelism).
 SET_BY_THE_STACK = {
     "FORWARDED_ALLOW_IPS",
     "ENV_FILE",
@@ -387,8 +388,18 @@ def test_nginx_limits_exactly_the_endpoints_under_the_auth_throttle():
     }
     assert auth_paths, "the walk over the URLconf found no auth endpoints"
     assert {path for path, _ in api_routes() if re.search(pattern, path)} == auth_paths
-    # The admin login counts into the same `auth` limit of the API (accounts.admin).
-    assert re.search(r"location = /admin/login/ \{\s*limit_req zone=auth ", NGINX_SITE)
+    # The admin login counts into the same `auth` limit of the API (accounts.admin), wherever ADMIN_URL
+    # puts it.
+    assert re.search(r"location = /\$\{ADMIN_URL\}login/ \{\s*limit_req zone=auth ", NGINX_SITE)
+
+
+def test_nginx_serves_the_admin_where_the_backend_does():
+    """ADMIN_URL reaches both from .env; without it, the nginx image's default is the backend's."""
+    dockerfile = (REPO / "nginx" / "Dockerfile").read_text()
+    assert re.findall(r'^ENV ADMIN_URL="([^"]*)"$', dockerfile, re.MULTILINE) == [base.ADMIN_URL]
+    assert re.search(r"^\s*location /\$\{ADMIN_URL\} \{", NGINX_SITE, re.MULTILINE)
+    assert "/admin/" not in NGINX_SITE
+    assert "ADMIN_URL: ${ADMIN_URL:-" + base.ADMIN_URL + "}" in (REPO / "compose.prod.yaml").read_text()
 
 
 def test_nginx_405_allows_every_method_an_api_view_may_take():

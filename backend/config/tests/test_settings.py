@@ -205,6 +205,12 @@ def test_prod_names_every_missing_variable_at_once():
         ("API_DOCS", "bogus"),
         ("LOG_FORMAT", "xml"),
         ("TRUSTED_PROXY_COUNT", "-1"),
+        ("FORWARDED_ALLOW_IPS", "172.16.253.0/24,nginx"),
+        # gunicorn would refuse it: host bits set after the prefix.
+        ("FORWARDED_ALLOW_IPS", "172.16.253.5/24"),
+        ("ADMIN_URL", "/admin"),
+        ("ADMIN_URL", "api/admin/"),
+        ("ADMIN_ALLOWED_NETWORKS", "192.0.2.0/24;rm"),
     ],
 )
 def test_prod_refuses_a_malformed_variable_naming_it(name, value):

@@ -14,6 +14,7 @@ from core.checks import (
     check_api_defaults,
     check_connection_budget,
     check_deployment,
+    check_password_reset_url,
     connection_budget,
 )
 
@@ -242,6 +243,51 @@ def test_w001_silent_without_a_proxy(production_like):
     production_like.TRUSTED_PROXY_COUNT = 0
 
     assert check_deployment(None) == []
+
+
+# ---------------------------------------------------------------- check_password_reset_url
+
+CODE_DEFAULT_RESET_URL = "http://localhost:5173/reset-password?uid={uid}&token={token}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        CODE_DEFAULT_RESET_URL,
+        "https://127.0.0.1/reset?uid={uid}&token={token}",
+        "http://[::1]:3000/reset?uid={uid}&token={token}",
+        "https://app.localhost/reset?uid={uid}&token={token}",
+    ],
+)
+def test_e009_a_reset_link_to_this_machine_without_debug(settings, url):
+    settings.DEBUG = False
+    settings.PASSWORD_RESET_URL = url
+
+    [message] = check_password_reset_url(None)
+
+    assert message.id == "core.E009"
+    assert isinstance(message, Error)
+    assert "PASSWORD_RESET_URL" in message.msg
+    assert "PASSWORD_RESET_URL" in (message.hint or "")
+
+
+def test_e009_silent_for_a_frontend_and_for_local_development(settings):
+    settings.DEBUG = False
+    settings.PASSWORD_RESET_URL = "https://app.example.com/reset-password?uid={uid}&token={token}"
+    assert check_password_reset_url(None) == []
+
+    settings.DEBUG = True
+    settings.PASSWORD_RESET_URL = CODE_DEFAULT_RESET_URL
+    assert check_password_reset_url(None) == []
+
+
+def test_e009_stops_every_command_that_checks(settings):
+    """Registered without deploy=True: `migrate`, which the production stacks run first, stops too."""
+    settings.DEBUG = False
+    settings.PASSWORD_RESET_URL = CODE_DEFAULT_RESET_URL
+
+    with pytest.raises(SystemCheckError, match=r"core\.E009"):
+        call_command("check")
 
 
 # ---------------------------------------------------------------- check_connection_budget

@@ -316,3 +316,40 @@ def test_a_browser_holding_the_former_csrf_cookie_is_told_to_drop_it(client, pat
 @pytest.mark.django_db
 def test_a_browser_without_it_gets_no_deletion(client):
     assert "__Host-csrftoken" not in client.get("/api/v1/auth/csrf").cookies
+
+
+# ---------------------------------------------------------------- X-Forwarded-* only from nginx
+
+CSRF = "/api/v1/auth/csrf"
+NGINX_NETWORK = "172.16.253.0/24"
+
+
+@pytest.fixture
+def behind_nginx(settings):
+    """prod.py's proxy settings, with nginx's network the only trusted one."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.FORWARDED_ALLOW_IPS = [NGINX_NETWORK]
+    return settings
+
+
+def test_a_peer_past_nginx_cannot_claim_https_or_an_address(client, behind_nginx, access_log):
+    forged = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_FOR": "6.6.6.6"}
+
+    response = client.get(CSRF, REMOTE_ADDR="10.11.0.3", **forged)
+
+    # Plain HTTP, as it really came: redirected to HTTPS, not served as if nginx had terminated TLS.
+    assert response.status_code == 301
+    [record] = access_records(access_log)
+    assert record.client_ip == "10.11.0.3"  # type: ignore[attr-defined]
+
+
+def test_nginx_is_believed(client, behind_nginx, access_log):
+    forwarded = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7"}
+
+    response = client.get(CSRF, REMOTE_ADDR="172.16.253.4", **forwarded)
+
+    assert response.status_code == 200
+    [record] = access_records(access_log)
+    assert record.client_ip == "203.0.113.7"  # type: ignore[attr-defined]

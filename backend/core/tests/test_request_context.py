@@ -1,4 +1,5 @@
-"""core.request_context.client_ip: X-Forwarded-For is trusted as far as TRUSTED_PROXY_COUNT proxies."""
+"""core.request_context.client_ip: X-Forwarded-For is trusted from FORWARDED_ALLOW_IPS only, and as far as
+TRUSTED_PROXY_COUNT proxies."""
 
 import pytest
 from django.test import RequestFactory
@@ -78,3 +79,28 @@ def test_ipv6_entries_are_normalised(settings):
     settings.TRUSTED_PROXY_COUNT = 1
 
     assert ip(forwarded_for="1.2.3.4, 2001:DB8:0:0::1") == "2001:db8::1"
+
+
+# ---------------------------------------------------------------- only from a trusted proxy
+
+
+def test_forwarded_for_from_a_peer_outside_the_trusted_networks_is_not_believed(settings):
+    """A container on the data network (or anything else that reaches gunicorn past nginx) cannot pick
+    its address: only nginx's network is trusted."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.FORWARDED_ALLOW_IPS = ["172.16.253.0/24"]
+
+    assert ip(forwarded_for="6.6.6.6", remote_addr="172.16.253.7") == "6.6.6.6"
+    assert ip(forwarded_for="6.6.6.6", remote_addr="10.11.0.3") == "10.11.0.3"
+    assert ip(forwarded_for="6.6.6.6", remote_addr="2001:db8::5") == "2001:db8::5"
+
+
+def test_a_single_trusted_address_and_any_peer(settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+
+    settings.FORWARDED_ALLOW_IPS = ["127.0.0.1", "::1"]
+    assert ip(forwarded_for="6.6.6.6", remote_addr="::1") == "6.6.6.6"
+    assert ip(forwarded_for="6.6.6.6", remote_addr="127.0.0.2") == "127.0.0.2"
+
+    settings.FORWARDED_ALLOW_IPS = ["*"]
+    assert ip(forwarded_for="6.6.6.6", remote_addr="203.0.113.9") == "6.6.6.6"

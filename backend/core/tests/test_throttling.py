@@ -160,3 +160,20 @@ def test_two_trusted_proxies_count_the_second_entry_from_the_right(client, setti
     assert_throttled(client.get(CSRF, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=spoofed), period=60)
     other = f"{OTHER_CLIENT}, {load_balancer}"
     assert client.get(CSRF, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=other).status_code == 200
+
+
+def test_a_peer_past_nginx_gets_one_bucket_whatever_it_forwards(client, settings, rates):
+    """Only nginx's network may name the client (FORWARDED_ALLOW_IPS): a peer elsewhere (a container on
+    the data network) that sends a new X-Forwarded-For with each request is still counted as itself."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.FORWARDED_ALLOW_IPS = ["172.16.253.0/24"]
+    rates(anon="2/m")
+    past_nginx = "10.11.0.3"
+
+    statuses = [
+        client.get(CSRF, REMOTE_ADDR=past_nginx, HTTP_X_FORWARDED_FOR=forged).status_code
+        for forged in (CLIENT, OTHER_CLIENT)
+    ]
+
+    assert statuses == [200, 200]
+    assert_throttled(client.get(CSRF, REMOTE_ADDR=past_nginx, HTTP_X_FORWARDED_FOR="192.0.2.1"), period=60)
