@@ -346,7 +346,10 @@ def prod_stack(directory: Path) -> Iterator[Path]:
     values = {
         "SERVER_NAME": "localhost",
         "SECRET_KEY": secrets.token_urlsafe(50),
-        **{name: secrets.token_hex(16) for name in ("DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD")},
+        **{
+            name: secrets.token_hex(16)
+            for name in ("DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD", "BACKUP_KEY")
+        },
         "TLS_CERT_FILE": f"{directory}/fullchain.pem",
         "TLS_KEY_FILE": f"{directory}/privkey.pem",
         "ACME_WEBROOT": f"{directory}/acme",
