@@ -1,7 +1,11 @@
-# Sourced by backup, backup-prune, backup-verify and backup-scheduler: what they share.
+# Sourced by backup, backup-prune, backup-verify, restore and backup-scheduler: what they share.
 #
 # They run in the db container (`make backup`, over the local socket) and in the backup service (over
-# the network: PGHOST, PGPASSWORD), as POSTGRES_USER on POSTGRES_DB, with the dumps in /backups.
+# the network: PGHOST, PGPASSWORD), on POSTGRES_DB, with the dumps in /backups. The superuser
+# (POSTGRES_USER) only makes the two roles below and the scratch databases: dumps are read as
+# app_backup, and restored as app_verify, which owns nothing but the database it restores into. Who
+# writes /backups cannot get SQL run as the superuser, nor a dump of theirs restored: each dump's
+# manifest (NAME.counts) is signed with BACKUP_KEY, a secret that never lives in /backups.
 
 BACKUPS=/backups
 # Swarm gives the password as a Docker secret, a file: libpq reads PGPASSWORD.
@@ -12,6 +16,8 @@ fi
 # Dumps hold password hashes and personal data: readable by their owner only.
 umask 077
 DATABASE=$POSTGRES_DB
+BACKUP_ROLE=app_backup
+VERIFY_ROLE=app_verify
 # Dumps of the series: $POSTGRES_DB-<UTC time>.dump. Pruning and backup-verify consider only these;
 # other files in /backups (a restore's safety dump, a dump given a name) are left alone.
 SERIES_PATTERN="^${DATABASE}-[0-9]{8}T[0-9]{6}Z\\.dump\$"
@@ -19,12 +25,48 @@ SERIES_PATTERN="^${DATABASE}-[0-9]{8}T[0-9]{6}Z\\.dump\$"
 # backup-verify expects them empty.
 EXCLUDED_TABLE_DATA=(django_session)
 
-psql_on() {  # psql_on DATABASE [PSQL ARGS...]: unaligned, no headers, stop at the first error
-  local database=$1
-  shift
-  PGOPTIONS="-c client_min_messages=warning" psql --no-psqlrc --quiet --tuples-only --no-align --set ON_ERROR_STOP=1 \
-    --username "$POSTGRES_USER" --dbname "$database" "$@"
+# hmac: the HMAC-SHA256 of stdin keyed with BACKUP_KEY, in hex. The key is read from its file
+# (/run/secrets/backup_key; the dev stack gives BACKUP_KEY itself), never passed as an argument.
+hmac() {
+  perl -MDigest::SHA=hmac_sha256_hex -e '
+    my $key = $ENV{BACKUP_KEY} // "";
+    if ($key eq "" && open(my $file, "<", "/run/secrets/backup_key")) { local $/; $key = <$file>; chomp $key; }
+    die "BACKUP_KEY is not set: it signs and checks every dump (docs/operations.md, Backups)\n" if $key eq "";
+    local $/; print hmac_sha256_hex(<STDIN> // "", $key), "\n";'
 }
+
+# as_role ROLE COMMAND...: COMMAND connecting as ROLE; the password of the two roles derives from BACKUP_KEY.
+as_role() {
+  local role=$1 password
+  shift
+  if [ "$role" = "$POSTGRES_USER" ]; then
+    "$@"
+  else
+    password=$(printf 'postgres role %s' "$role" | hmac)
+    PGPASSWORD=$password "$@"
+  fi
+}
+
+psql_as() {  # psql_as ROLE DATABASE [PSQL ARGS...]: unaligned, no headers, stop at the first error
+  local role=$1 database=$2
+  shift 2
+  PGOPTIONS="-c client_min_messages=warning" as_role "$role" psql --no-psqlrc --quiet --tuples-only --no-align \
+    --set ON_ERROR_STOP=1 --username "$role" --dbname "$database" "$@"
+}
+psql_on() { psql_as "$POSTGRES_USER" "$@"; }  # psql_on DATABASE [PSQL ARGS...]: as the superuser
+
+# Made, or put back as they should be, by the superuser before each run: neither may do more than this.
+ensure_roles() {
+  local role
+  for role in "$BACKUP_ROLE" "$VERIFY_ROLE"; do
+    echo "SELECT 'CREATE ROLE $role' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role')"
+    echo '\gexec'
+    echo "ALTER ROLE $role LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS" \
+      "PASSWORD '$(printf 'postgres role %s' "$role" | hmac)';"
+  done | psql_on postgres
+  psql_on postgres --command "GRANT pg_read_all_data TO $BACKUP_ROLE"
+}
+require_key() { hmac </dev/null >/dev/null; }  # fails, saying so, without BACKUP_KEY
 
 # SQL that prints "schema.table<TAB>rows" for every table whose rows are dumped, sorted; run it in the
 # transaction whose snapshot pg_dump dumps, or on a restored copy.
@@ -56,8 +98,41 @@ read_retention() {
   KEEP_DAILY=$((10#$KEEP_DAILY)) KEEP_WEEKLY=$((10#$KEEP_WEEKLY))
 }
 
-counts_file_of() {  # the row counts recorded next to a dump: app-20250102T031500Z.counts
+counts_file_of() {  # a dump's manifest, its row counts and signature: app-20250102T031500Z.counts
   echo "${1%.dump}.counts"
+}
+
+sign_manifest() { echo "# hmac-sha256 $(hmac <"$1")" >>"$1"; }  # sign_manifest FILE: appends its HMAC
+
+# check_dump DUMP: its manifest is signed with BACKUP_KEY (this service wrote it) and the dump is the
+# one the manifest records (its SHA-256). Says why not, and fails, otherwise.
+check_dump() {
+  local dump=$1 manifest recorded
+  manifest=$(counts_file_of "$dump")
+  if [ ! -f "$manifest" ]; then
+    echo "no manifest for $dump (expected $manifest): not a dump this service wrote" >&2
+    return 1
+  fi
+  recorded=$(tail -n 1 "$manifest" | sed -n 's/^# hmac-sha256 //p')
+  if [ -z "$recorded" ] || [ "$(sed '$d' "$manifest" | hmac)" != "$recorded" ]; then
+    echo "$dump is refused: its manifest $manifest is not signed with this BACKUP_KEY" \
+      "(a dump this service did not write, or a manifest changed since)" >&2
+    return 1
+  fi
+  if [ "$(sha256sum <"$dump" | cut -d' ' -f1)" != "$(sed -n 's/^# sha256 //p' "$manifest")" ]; then
+    echo "$dump changed since it was written: its SHA-256 is not the one recorded in $manifest" >&2
+    return 1
+  fi
+}
+
+series() {  # series: the names of the series' dumps whose time has come, newest first
+  local now name
+  now=$(date -u +%Y%m%dT%H%M%SZ)
+  find "$BACKUPS" -maxdepth 1 -type f -printf '%f\n' | grep -E "$SERIES_PATTERN" | sort -r |
+    while read -r name; do
+      # A name in the future was not written by this service: ignored.
+      [[ ${name#"$DATABASE"-} > $now.dump ]] || echo "$name"
+    done
 }
 
 require_writable_backups() {
@@ -78,6 +153,8 @@ json_string() {
   value=${value//$'\n'/\\n}
   value=${value//$'\r'/\\r}
   value=${value//$'\t'/\\t}
+  # Any other control character would make the line invalid JSON.
+  value=${value//[[:cntrl:]]/?}
   printf '"%s"' "$value"
 }
 
@@ -89,8 +166,10 @@ log_json() {
   line="{\"time\":\"$(date -u +%Y-%m-%dT%H:%M:%S.%3N+00:00)\",\"level\":\"$level\",\"logger\":\"backup\""
   line+=",\"message\":$(json_string "$message")"
   for field in "$@"; do
-    if [[ $field =~ ^[a-z_]+:= ]]; then
+    if [[ $field =~ ^[a-z_]+:=(-?[0-9.]+|\[.*\])$ ]]; then
       line+=",$(json_string "${field%%:=*}"):${field#*:=}"
+    elif [[ $field =~ ^[a-z_]+:= ]]; then
+      line+=",$(json_string "${field%%:=*}"):null"
     else
       line+=",$(json_string "${field%%=*}"):$(json_string "${field#*=}")"
     fi

@@ -350,7 +350,10 @@ def prod_stack(directory: Path) -> Iterator[Path]:
         "SERVER_NAME": "localhost",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "PASSWORD_RESET_URL": RESET_URL,
-        **{name: secrets.token_hex(16) for name in ("DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD")},
+        **{
+            name: secrets.token_hex(16)
+            for name in ("DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD", "BACKUP_KEY")
+        },
         "TLS_CERT_FILE": f"{directory}/fullchain.pem",
         "TLS_KEY_FILE": f"{directory}/privkey.pem",
         "ACME_WEBROOT": f"{directory}/acme",

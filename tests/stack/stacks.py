@@ -398,6 +398,7 @@ def prod_env_file(directory: Path, **overrides: str) -> Path:
         "DB_PASSWORD": secrets.token_hex(16),
         "DB_APP_PASSWORD": secrets.token_hex(16),
         "REDIS_PASSWORD": secrets.token_hex(16),
+        "BACKUP_KEY": secrets.token_hex(32),
         "TLS_CERT_FILE": str(certs / "fullchain.pem"),
         "TLS_KEY_FILE": str(certs / "privkey.pem"),
         "ACME_WEBROOT": str(acme),

@@ -356,10 +356,14 @@ def test_backup_then_restore_gives_the_same_rows(prod_stack, workdir):
 
     backup = prod_stack.make("backup")
     [name] = re.findall(r"backup: wrote /backups/(\S+\.dump)", backup.stdout)
-    # Off the host and back, as an operator would: a private file of root's.
+    # Off the host and back, as an operator would: the dump and its signed manifest, private files of
+    # root's, and gone from the volume as on a new host.
+    manifest = name.removesuffix(".dump") + ".counts"
+    for file in (name, manifest):
+        prod_stack.compose("cp", f"db:/backups/{file}", str(workdir / "prod" / file))
+        (workdir / "prod" / file).chmod(0o600)
+    prod_stack.exec("db", "rm", f"/backups/{name}", f"/backups/{manifest}")
     copy = workdir / "prod" / name
-    prod_stack.compose("cp", f"db:/backups/{name}", str(copy))
-    copy.chmod(0o600)
 
     with prod_stack.client() as client:
         assert signup(client, prod_stack.origin, new_email()).status_code == 201
@@ -421,7 +425,7 @@ def test_no_container_definition_holds_a_secret(prod_stack):
     from .env): `docker inspect` of every container, the exited migrate included, shows no secret's value
     (environment, command, mounts, labels), and the backend reads them from its files."""
     values = prod_stack.env_values()
-    secrets = ("SECRET_KEY", "DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD")
+    secrets = ("SECRET_KEY", "DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD", "BACKUP_KEY")
     containers = prod_stack.container_ids(all_states=True)
     assert set(containers) == {"db", "redis", "migrate", "backend", "nginx", "backup"}
     for service, container_id in containers.items():

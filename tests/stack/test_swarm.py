@@ -23,7 +23,7 @@ from .stacks import FIGURES, PROD_SPA_PORT, SwarmStack, commit, set_site_header,
 pytestmark = pytest.mark.usefixtures("swarm_stack")
 
 SERVICES = ("db", "redis", "backend", "nginx", "backup")
-SECRETS = ("SECRET_KEY", "DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD")
+SECRETS = ("SECRET_KEY", "DB_PASSWORD", "DB_APP_PASSWORD", "REDIS_PASSWORD", "BACKUP_KEY")
 
 
 def served_by(stack: SwarmStack, request_ids: set[str]) -> dict[str, str]:

@@ -149,8 +149,8 @@ def script_defaults() -> dict[str, str]:
 
 def test_the_script_defaults_are_found():
     assert {
-        "BACKUP_SCHEDULE",
-        "BACKUP_VERIFY_SCHEDULE",
+        "BACKUP_TIME",
+        "BACKUP_VERIFY_DAY",
         "BACKUP_KEEP_DAILY",
         "BACKUP_KEEP_WEEKLY",
         "SWARM_STACK",
@@ -170,10 +170,12 @@ def test_the_production_stack_passes_the_env_file_to_the_backend_and_migrate():
     for service in ("backend", "migrate"):
         assert services[service]["env_file"] == "${ENV_FILE:-.env}", service
         # What compose sets itself is what the settings or gunicorn read (a secret also as the file
-        # NAME_FILE names), nothing stray; and .env's Redis password, a secret of the stack blanked.
+        # NAME_FILE names), nothing stray; and .env's Redis password and backup key, secrets of the
+        # stack, blanked.
         environment = services[service]["environment"]
-        assert set(environment) <= read | {f"{name}_FILE" for name in read} | {"REDIS_PASSWORD"}
-        assert environment["REDIS_PASSWORD"] == ""
+        blanked = {"REDIS_PASSWORD", "BACKUP_KEY"}
+        assert set(environment) <= read | {f"{name}_FILE" for name in read} | blanked
+        assert {name: environment[name] for name in blanked} == dict.fromkeys(blanked, "")
 
 
 # ---------------------------------------------------------------- facts written in two places
