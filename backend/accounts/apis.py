@@ -6,8 +6,6 @@ from typing import Any, cast
 from django.conf import settings
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
-from django.utils.decorators import method_decorator
-from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -69,8 +67,9 @@ class AuthCsrfApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(responses={200: inline_serializer("CsrfToken", {"csrf_token": serializers.CharField()})})
-    @method_decorator(ensure_csrf_cookie)
     def get(self, request: Request) -> Response:
+        # get_token marks the cookie for CsrfViewMiddleware to set, as ensure_csrf_cookie would, without
+        # the second pass of the CSRF middleware (and second masked token) that decorator runs.
         return Response({"csrf_token": get_token(request._request)})
 
 
