@@ -9,6 +9,7 @@ the oldest key. Runs after test_prod_deploy.py."""
 
 import hashlib
 import json
+import secrets
 import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -64,6 +65,13 @@ def reset_link(stack: Stack, email: str) -> dict[str, str]:
     link = stack.exec("backend", "python", "manage.py", "shell", "--verbosity", "0", "--command", code)
     query = parse_qs(urlsplit(link.stdout.strip()).query)
     return {"uid": query["uid"][0], "token": query["token"][0]}
+
+
+def connects_with(stack: Stack, role: str, password: str) -> bool:
+    """Whether the role logs in with the password, over the data network (the image trusts connections
+    over loopback and the local socket without one)."""
+    query = ["psql", "--host", "db", "--username", role, "--dbname", "app", "--command", "SELECT 1"]
+    return stack.exec("db", *query, env={"PGPASSWORD": password}, check=False).returncode == 0
 
 
 def test_secret_versions_are_keyed_hashes(prod_stack, workdir):
@@ -155,24 +163,44 @@ def test_rotating_the_runtime_roles_password_drops_no_request(prod_stack):
     assert new != old
     assert (secrets_dir(prod_stack) / "db_app_password").read_text() == new
 
-    def connects_with(password: str) -> bool:
-        # Over the data network: the image trusts connections over loopback without a password.
-        query = [
-            "psql",
-            "--host",
-            "db",
-            "--username",
-            "app_runtime",
-            "--dbname",
-            "app",
-            "-c",
-            "SELECT 1",
-        ]
-        return prod_stack.exec("db", *query, env={"PGPASSWORD": password}, check=False).returncode == 0
-
-    assert connects_with(new)
-    assert not connects_with(old)
+    assert connects_with(prod_stack, "app_runtime", new)
+    assert not connects_with(prod_stack, "app_runtime", old)
     # A new user's signup and session work on the backends that connect with the new password.
     with prod_stack.client(http2=False) as client:
         assert signup(client, prod_stack.origin, new_email()).status_code == 201
         assert me(client).status_code == 200
+
+
+def test_the_owners_password_rotates_by_the_documented_steps_with_no_failed_request(prod_stack):
+    """docs/operations.md's steps for DB_PASSWORD: the role first, over the db container's socket, then
+    .env and the backup service; db is not recreated, and migrate (as `make deploy` runs it) and the
+    backups log in with the new password."""
+    assert prod_stack.env_file is not None
+    old, new = prod_stack.env_values()["DB_PASSWORD"], secrets.token_hex(32)
+    db = prod_stack.container_ids()["db"]
+    env = {
+        **prod_stack.env,
+        "ENV_FILE": str(prod_stack.env_file),
+        "COMPOSE_PROJECT_NAME": prod_stack.project,
+        "new": new,
+    }
+    steps = f"""
+        echo "ALTER ROLE app PASSWORD '$new'" | scripts/compose prod exec -T db psql -U app -d app
+        sed -i "s/^DB_PASSWORD=.*/DB_PASSWORD=$new/" {prod_stack.env_file}
+        scripts/compose prod up --detach --no-deps backup
+    """
+
+    with under_load(prod_stack) as (load, window):
+        run(["bash", "-o", "errexit", "-c", steps], cwd=prod_stack.directory, env=env)
+
+    assert_served_everything(prod_stack, load, window, "DB_PASSWORD rotation by hand")
+    assert connects_with(prod_stack, "app", new)
+    assert not connects_with(prod_stack, "app", old)
+    # As the next `make deploy` runs it.
+    prod_stack.compose("run", "--rm", "--no-deps", "--no-TTY", "migrate")
+    assert prod_stack.container_ids()["db"] == db
+    # The recreated backup service logs in with the new password.
+    login = (
+        'PGPASSWORD="$(cat "$PGPASSWORD_FILE")" psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "SELECT 1"'
+    )
+    assert prod_stack.exec("backup", "sh", "-c", login).stdout.strip() == "1"
