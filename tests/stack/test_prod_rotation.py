@@ -149,6 +149,28 @@ def test_rotating_the_secret_key_keeps_sessions_and_reset_links_and_drops_the_ol
         client.close()
 
 
+def test_a_rotation_that_stops_before_the_switch_puts_the_old_value_back(prod_stack):
+    assert prod_stack.env_file is not None
+    env_before, keys_before = prod_stack.env_file.read_text(), secret_keys(prod_stack)
+    serving = prod_stack.compose("ps", "--quiet", "--status", "running", "backend").stdout.split()
+    client, _ = logged_in_client(prod_stack)
+
+    # New containers that are given no time to get healthy.
+    with under_load(prod_stack) as (load, window):
+        stopped = prod_stack.make(
+            "deploy", "ARGS=--rotate-secret SECRET_KEY --health-timeout 0", check=False, timeout=600
+        )
+
+    assert stopped.returncode != 0
+    assert "nothing was switched and the old version keeps serving" in stopped.stderr
+    assert_served_everything(prod_stack, load, window, "SECRET_KEY rotation stopped before the switch")
+    assert prod_stack.env_file.read_text() == env_before
+    assert secret_keys(prod_stack) == keys_before
+    assert prod_stack.compose("ps", "--quiet", "--status", "running", "backend").stdout.split() == serving
+    assert me(client).status_code == 200
+    client.close()
+
+
 def test_rotating_the_runtime_roles_password_drops_no_request(prod_stack):
     old = prod_stack.env_values()["DB_APP_PASSWORD"]
 
