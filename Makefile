@@ -176,6 +176,10 @@ deploy: ## Update the production stack to this checkout, no request dropped (ARG
 rollback: ## Switch the production backend back to the image that served before (or ARGS=<version>)
 	scripts/deploy --rollback $(call args,$(ARGS))
 
+.PHONY: rotate-secret
+rotate-secret: ## A new SECRET_KEY (or SECRET=DB_APP_PASSWORD) in .env, applied with no request dropped
+	scripts/deploy --rotate-secret $(or $(SECRET),SECRET_KEY)
+
 .PHONY: swarm-deploy
 swarm-deploy: ## Deploy the whole stack to Docker Swarm (compose.swarm.yaml) from a manager node
 	scripts/swarm deploy $(call args,$(ARGS))

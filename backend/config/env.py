@@ -228,3 +228,16 @@ def env_secret(name: str, default: str | _Required = REQUIRED, *, min_length: in
             f"Environment variable {source} is malformed: expected at least {min_length} characters."
         )
     return value
+
+
+def env_secret_lines(name: str, default: str | _Required = REQUIRED, *, min_length: int = 0) -> list[str]:
+    """A secret of one value per line (env_secret): the current value first, then the ones it replaced
+    that must still verify (SECRET_KEY's fallbacks, written by `make rotate-secret`). Blank lines are
+    skipped; ``min_length`` applies to each value."""
+    values = [line.strip() for line in env_secret(name, default).splitlines() if line.strip()]
+    if not values or any(len(value) < min_length for value in values):
+        each = f", each of at least {min_length} characters" if min_length else ""
+        raise ImproperlyConfigured(
+            f"Environment variable {name} (or {name}_FILE) is malformed: expected one value per line{each}."
+        )
+    return values

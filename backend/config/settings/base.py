@@ -15,6 +15,7 @@ from config.env import (
     env_networks,
     env_origins,
     env_secret,
+    env_secret_lines,
     env_str,
     env_url,
 )
@@ -23,8 +24,12 @@ BASE_DIR = BACKEND_DIR
 
 # ---------------------------------------------------------------- core
 
-# Overridden by prod.py, which requires a real key. This one is only good for a laptop.
-SECRET_KEY = env_secret("SECRET_KEY", "django-insecure-local-development-key-do-not-use-in-production")
+# Overridden by prod.py, which requires a real key. This one is only good for a laptop. The first line
+# signs; the lines after it are the keys it replaced, which still verify sessions and password-reset
+# links (`make rotate-secret` keeps one, docs/operations.md).
+SECRET_KEY, *SECRET_KEY_FALLBACKS = env_secret_lines(
+    "SECRET_KEY", "django-insecure-local-development-key-do-not-use-in-production"
+)
 DEBUG = False
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 

@@ -3,7 +3,7 @@
 nginx terminates TLS, sets X-Forwarded-Proto and X-Forwarded-For, and sends Strict-Transport-Security.
 """
 
-from config.env import env_choice, env_int, env_list, env_secret, require
+from config.env import env_choice, env_int, env_list, env_secret_lines, require
 
 # Before base.py reads them, so one message lists every missing variable.
 require(
@@ -15,7 +15,7 @@ from .base import *  # noqa: E402
 
 DEBUG = False
 
-SECRET_KEY = env_secret("SECRET_KEY", min_length=50)
+SECRET_KEY, *SECRET_KEY_FALLBACKS = env_secret_lines("SECRET_KEY", min_length=50)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 
 # ---------------------------------------------------------------- behind the TLS proxy

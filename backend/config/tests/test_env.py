@@ -13,6 +13,7 @@ from config.env import (
     env_list,
     env_origins,
     env_secret,
+    env_secret_lines,
     env_str,
     env_url,
     missing,
@@ -402,6 +403,44 @@ def test_secret_of_min_length_is_accepted(monkeypatch):
     monkeypatch.setenv(NAME, "x" * 50)
 
     assert env_secret(NAME, min_length=50) == "x" * 50
+
+
+# ---------------------------------------------------------------- env_secret_lines
+
+
+def test_secret_lines_are_the_current_value_then_the_ones_it_replaced(monkeypatch, tmp_path: Path):
+    (tmp_path / "secret").write_text("current-key\n\nprevious-key\n")
+    monkeypatch.setenv(f"{NAME}_FILE", str(tmp_path / "secret"))
+
+    assert env_secret_lines(NAME) == ["current-key", "previous-key"]
+
+
+def test_secret_lines_of_one_value_have_no_others(monkeypatch):
+    monkeypatch.setenv(NAME, "only-key")
+
+    assert env_secret_lines(NAME) == ["only-key"]
+
+
+def test_secret_lines_default_when_unset():
+    assert env_secret_lines(NAME, "fallback") == ["fallback"]
+
+
+def test_secret_lines_refuse_a_short_line_without_echoing_it(monkeypatch, tmp_path: Path):
+    (tmp_path / "secret").write_text("x" * 50 + "\nshort-secret\n")
+    monkeypatch.setenv(f"{NAME}_FILE", str(tmp_path / "secret"))
+
+    message = error_of(env_secret_lines, NAME, min_length=50)
+
+    assert "malformed" in message
+    assert f"{NAME}_FILE" in message
+    assert "short-secret" not in message
+
+
+def test_secret_lines_refuse_a_file_of_blank_lines(monkeypatch, tmp_path: Path):
+    (tmp_path / "secret").write_text("\n \n")
+    monkeypatch.setenv(f"{NAME}_FILE", str(tmp_path / "secret"))
+
+    assert "malformed" in error_of(env_secret_lines, NAME)
 
 
 # ---------------------------------------------------------------- require / missing

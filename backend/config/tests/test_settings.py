@@ -176,6 +176,18 @@ def test_prod_reads_secrets_from_files(tmp_path: Path):
     assert values["CACHES"]["default"]["LOCATION"] == files["REDIS_URL"]
 
 
+def test_prod_signs_with_the_secret_key_files_first_line_and_verifies_with_the_next(tmp_path: Path):
+    """The file `make rotate-secret` writes: the new key, then the one it replaced."""
+    new, old = "n" * 25 + secrets.token_hex(20), "o" * 25 + secrets.token_hex(20)
+    (tmp_path / "secret_key").write_text(f"{new}\n{old}\n")
+    env = environment({**PROD, "SECRET_KEY": "", "SECRET_KEY_FILE": str(tmp_path / "secret_key")})
+
+    values, _ = load_settings(env, "SECRET_KEY", "SECRET_KEY_FALLBACKS")
+
+    assert values["SECRET_KEY"] == new
+    assert values["SECRET_KEY_FALLBACKS"] == [old]
+
+
 @pytest.mark.parametrize("name", PROD_REQUIRED)
 def test_prod_refuses_to_start_without_a_required_variable(name):
     error = start_up_error(environment({**PROD, name: ""}))
