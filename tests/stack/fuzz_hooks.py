@@ -74,7 +74,7 @@ class LoggedIn:
 DOMAIN_REJECTIONS: dict[str, dict[str, set[str]]] = {
     "POST /api/v1/auth/signup": {"VALIDATION_ERROR": {"email", "password"}},
     "POST /api/v1/auth/login": {"INVALID_CREDENTIALS": set()},
-    "POST /api/v1/auth/password/change": {"INVALID_CREDENTIALS": set(), "VALIDATION_ERROR": {"new_password"}},
+    "POST /api/v1/auth/password/change": {"VALIDATION_ERROR": {"current_password", "new_password"}},
     "POST /api/v1/auth/password/reset/confirm": {
         "INVALID_TOKEN": set(),
         "VALIDATION_ERROR": {"new_password"},
