@@ -331,6 +331,14 @@ def take_the_turn(email, attacker):
     assert_error(forwarded_login(email, WRONG, ip=attacker), 400, "INVALID_CREDENTIALS")
 
 
+def an_attack_holds_the_turn(email, clock, settings):
+    """The attack as the audit ran it: the failures spread over 6 addresses, then, at the start of the
+    next window, one of the turn takers spends the account's turn."""
+    spread_failures(email)
+    next_turn(clock, settings)
+    take_the_turn(email, TURN_TAKERS[0])
+
+
 def device_cookie(client) -> str:
     value: str = client.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME].value
     return value
@@ -376,9 +384,7 @@ def test_the_browser_that_signed_up_is_a_known_device_of_the_new_account(clock, 
     signed_up = forwarded(browser, "/api/v1/auth/signup", {"email": email, "password": PASSWORD}, ip=OWNER)
     assert signed_up.status_code == 201, signed_up.content
     assert signed_up.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME]["httponly"] is True
-    spread_failures(email)
-    next_turn(clock, settings)
-    take_the_turn(email, TURN_TAKERS[0])
+    an_attack_holds_the_turn(email, clock, settings)
 
     assert forwarded_login(email, PASSWORD, ip=OWNER, client=browser).status_code == 200
 
@@ -391,9 +397,7 @@ def test_while_redis_is_down_the_limits_hold_per_process_and_the_known_device_st
     owner = known_device(user)
     # Its session has ended since (ending one while Redis is down is a 503); the device cookie stays.
     del owner.cookies[dj_settings.SESSION_COOKIE_NAME]
-    spread_failures(user.email)
-    next_turn(clock, settings)
-    take_the_turn(user.email, TURN_TAKERS[0])
+    an_attack_holds_the_turn(user.email, clock, settings)
 
     assert_throttled(forwarded_login(user.email, PASSWORD, ip=OWNER), period=settings.LOGIN_SLOW_INTERVAL)
     assert forwarded_login(user.email, PASSWORD, ip=OWNER, client=owner).status_code == 200
@@ -402,9 +406,7 @@ def test_while_redis_is_down_the_limits_hold_per_process_and_the_known_device_st
 @pytest.mark.django_db
 @pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
 def test_without_a_known_device_the_owner_waits_for_a_turn_like_anyone(user, clock, settings):
-    spread_failures(user.email)
-    next_turn(clock, settings)
-    take_the_turn(user.email, TURN_TAKERS[0])
+    an_attack_holds_the_turn(user.email, clock, settings)
 
     wait = assert_throttled(
         forwarded_login(user.email, PASSWORD, ip=OWNER), period=settings.LOGIN_SLOW_INTERVAL
@@ -433,9 +435,7 @@ def test_a_request_the_address_limit_refuses_does_not_take_the_accounts_turn(use
 def test_a_request_refused_for_want_of_a_turn_is_not_counted_against_its_address(user, clock, settings):
     """The per-address limit is counted before the turn is asked for; a request then refused by the turn
     checked no password, and gives its count back."""
-    spread_failures(user.email)
-    next_turn(clock, settings)
-    take_the_turn(user.email, TURN_TAKERS[0])
+    an_attack_holds_the_turn(user.email, clock, settings)
     for _ in range(pair_limit() + 1):
         assert_throttled(forwarded_login(user.email, PASSWORD, ip=OWNER), period=settings.LOGIN_SLOW_INTERVAL)
 
@@ -475,9 +475,7 @@ def test_a_device_cookie_that_is_not_this_accounts_current_one_gives_no_way_past
         )
     elif kind == "unsigned":
         cookie = json.dumps({"user": user.pk, "device": "x"})
-    spread_failures(user.email)
-    next_turn(clock, settings)
-    take_the_turn(user.email, TURN_TAKERS[0])
+    an_attack_holds_the_turn(user.email, clock, settings)
     browser = SpaClient()
     browser.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME] = cookie
 
@@ -491,9 +489,7 @@ def test_a_device_cookie_that_is_not_this_accounts_current_one_gives_no_way_past
 def test_a_known_device_gets_its_own_few_guesses_then_waits_for_the_turn(user, clock, settings):
     """A stolen device cookie is worth the failures of one more address, not a way around the slow-down."""
     owner = known_device(user)
-    spread_failures(user.email)
-    next_turn(clock, settings)
-    take_the_turn(user.email, TURN_TAKERS[0])
+    an_attack_holds_the_turn(user.email, clock, settings)
     for n in range(pair_limit()):
         response = forwarded_login(user.email, WRONG, ip=f"198.51.100.{100 + n}", client=owner)
         assert_error(response, 400, "INVALID_CREDENTIALS")
@@ -510,9 +506,7 @@ def test_a_password_change_from_a_known_device_does_not_wait_for_the_turn(user, 
     known = logged_in_client(user)
     unknown = logged_in_client(user)
     del unknown.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME]
-    spread_failures(user.email)
-    next_turn(clock, settings)
-    take_the_turn(user.email, TURN_TAKERS[0])
+    an_attack_holds_the_turn(user.email, clock, settings)
     new_password = {"current_password": PASSWORD, "new_password": "a completely different passphrase"}
 
     assert_throttled(forwarded(unknown, CHANGE, new_password, ip=OWNER), period=settings.LOGIN_SLOW_INTERVAL)
@@ -525,9 +519,7 @@ def test_a_password_change_from_a_known_device_does_not_wait_for_the_turn(user, 
 @pytest.mark.usefixtures("behind_nginx", "generous_auth_rate")
 def test_the_admin_login_from_a_known_device_does_not_wait_for_the_turn(staff_user, clock, settings):
     owner = known_device(staff_user)
-    spread_failures(staff_user.email)
-    next_turn(clock, settings)
-    take_the_turn(staff_user.email, TURN_TAKERS[0])
+    an_attack_holds_the_turn(staff_user.email, clock, settings)
     unknown, known = Client(), Client()
     known.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME] = device_cookie(owner)
     form = {"username": staff_user.email, "password": PASSWORD}
@@ -549,9 +541,7 @@ def test_the_browser_of_a_successful_admin_login_is_a_known_device(staff_user, c
     assert first.status_code == 302
     assert first.cookies[dj_settings.LOGIN_DEVICE_COOKIE_NAME]["httponly"] is True
     assert browser.post("/admin/logout/").status_code == 200
-    spread_failures(staff_user.email)
-    next_turn(clock, settings)
-    take_the_turn(staff_user.email, TURN_TAKERS[0])
+    an_attack_holds_the_turn(staff_user.email, clock, settings)
 
     response = browser.post(ADMIN_LOGIN, form, REMOTE_ADDR=NGINX, HTTP_X_FORWARDED_FOR=OWNER)
 

@@ -77,18 +77,8 @@ def test_the_runtime_role_reads_and_writes_rows(role):
         "TRUNCATE django_session",
         "CREATE INDEX intruder ON accounts_user (first_name)",
         "CREATE ROLE intruder",
-    ],
-)
-def test_the_runtime_role_cannot_change_the_schema(role, statement):
-    runtime_role_ensure(connection=connection, role=role, password="first")
-
-    with connect_as(role, "first") as runtime, pytest.raises(psycopg.errors.InsufficientPrivilege):
-        runtime.execute(statement)
-
-
-@pytest.mark.parametrize(
-    "statement",
-    [
+        # What only migrate writes: a backend that could delete migration records could make the next
+        # migrate re-run or skip migrations.
         "DELETE FROM django_migrations",
         "UPDATE django_migrations SET name = 'x'",
         "INSERT INTO django_migrations (app, name, applied) VALUES ('accounts', '9999_x', now())",
@@ -100,7 +90,7 @@ def test_the_runtime_role_cannot_change_the_schema(role, statement):
         "CREATE FUNCTION pg_temp.intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'",
     ],
 )
-def test_the_runtime_role_cannot_change_what_migrate_writes_nor_make_temporary_objects(role, statement):
+def test_the_runtime_role_cannot_change_the_schema_nor_what_migrate_writes(role, statement):
     runtime_role_ensure(connection=connection, role=role, password="first")
 
     with connect_as(role, "first") as runtime, pytest.raises(psycopg.errors.InsufficientPrivilege):
