@@ -4,8 +4,10 @@ docs/operations.md says: HTTP-01 challenges in the stack's ACME_WEBROOT, which i
 plain-HTTP port, and `scripts/install-certificate "$RENEWED_LINEAGE"` as the deploy hook, run as root on
 the host (chroot into a read-only view of it), as certbot installed there would run it."""
 
+import datetime
 import json
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 from cryptography import x509
 
+from .load import assert_served_everything, under_load
 from .stacks import API_HOST, PORT_OFFSET, REPO, SPA_HOST, SUFFIX, Stack, clean_environment, run
 
 IMAGE = f"stacktest-acme{SUFFIX}"
@@ -198,3 +201,76 @@ def issuer_name(certificate: x509.Certificate) -> str:
 def expiry_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """nginx's certificate lines (nginx/certificate-expiry) among its JSON log lines."""
     return [line for line in lines if line.get("logger") == "nginx.certificate"]
+
+
+def copy_served_pair(stack: Stack, target: Path) -> Path:
+    """A copy of the certificate and key the stack's nginx has mounted, in `target`."""
+    target.mkdir()
+    env_values = stack.env_values()
+    shutil.copyfile(env_values["TLS_CERT_FILE"], target / "fullchain.pem")
+    shutil.copyfile(env_values["TLS_KEY_FILE"], target / "privkey.pem")
+    return target
+
+
+def install_certificate(stack: Stack, pair: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """scripts/install-certificate PAIR from the stack's checkout, as certbot's hook runs it."""
+    command = ["scripts/install-certificate", str(pair)]
+    return run(command, cwd=stack.directory, env={**stack.env, **env}, check=False)
+
+
+@contextmanager
+def pebble_for(stack: Stack, directory: Path, hook_env: dict[str, str]) -> Iterator[Acme]:
+    """Pebble for the stack; the stack's own certificate (its local CA's) is installed again afterwards,
+    also when a test failed, so the tests that follow trust it."""
+    original = copy_served_pair(stack, directory / "original-certificate")
+    try:
+        with pebble(directory, stack.http_port) as server:
+            yield server
+    finally:
+        installed = install_certificate(stack, original, hook_env)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+
+
+def assert_the_expiry_is_logged(stack: Stack, certificate: x509.Certificate, level: str) -> None:
+    """nginx's last certificate line names the certificate it serves, its notAfter and days left."""
+    lines = expiry_lines(stack.logs("nginx"))
+    assert lines, "nginx logged no certificate line"
+    line = lines[-1]
+    not_after = certificate.not_valid_after_utc
+    assert line["level"] == level, line
+    assert line["not_after"] == not_after.strftime("%Y-%m-%dT%H:%M:%SZ"), line
+    assert line["issuer"].startswith(f"CN={issuer_name(certificate)}"), line
+    now = datetime.datetime.now(datetime.UTC)
+    assert line["days_left"] in {(not_after - now).days, (not_after - now).days + 1}, line
+
+
+def assert_renewed_under_load(stack: Stack, acme: Acme, what: str) -> None:
+    """`certbot renew` under load: no failed request, a new certificate from Pebble served, and nginx's
+    line warns of its expiry (Pebble's are short-lived)."""
+    before = served_certificate(stack.https_port)
+    assert PEBBLE_ISSUER.match(issuer_name(before)), "the issuance test runs first"
+    with under_load(stack, trusting(stack, acme.root())) as (load, window):
+        renewed = acme.renew()
+
+    assert renewed.returncode == 0, renewed.stdout[-3000:] + renewed.stderr[-3000:]
+    assert_served_everything(stack, load, window, what, reload_times(renewed))
+    after = served_certificate(stack.https_port)
+    assert after.serial_number != before.serial_number
+    assert PEBBLE_ISSUER.match(issuer_name(after)), after.issuer
+    assert after.not_valid_after_utc >= before.not_valid_after_utc
+    assert_the_expiry_is_logged(stack, after, "WARNING")
+
+
+def assert_issued_under_load(
+    stack: Stack, acme: Acme, hook_env: dict[str, str], what: str
+) -> x509.Certificate:
+    """`certbot certonly` with the hook under load: no failed request, and the certificate served is
+    Pebble's; the certificate."""
+    with under_load(stack, trusting(stack, acme.root())) as (load, window):
+        issued = acme.issue(stack, hook_env)
+
+    assert issued.returncode == 0, issued.stdout[-3000:] + issued.stderr[-3000:]
+    assert_served_everything(stack, load, window, what, reload_times(issued))
+    served = served_certificate(stack.https_port)
+    assert PEBBLE_ISSUER.match(issuer_name(served)), served.issuer
+    return served
