@@ -218,14 +218,17 @@ def reload_logout_login(page: Page, cookie_origin: str, email: str, user_id: str
 def assert_session_cookie_flags(
     held: dict[str, dict[str, Any]], *, secure: bool, session: str = "sessionid"
 ) -> None:
-    """The flags of the session and CSRF cookies the browser holds (the session's is __Host-sessionid in
-    production, the CSRF cookie csrftoken everywhere): both SameSite=Lax and Secure over HTTPS, and
-    host-only on Path=/; the session cookie HttpOnly, the CSRF cookie readable by the SPA."""
+    """The flags of the cookies the browser holds after a signup: the session's (__Host-sessionid in
+    production), the known-device cookie's (login_device, __Host-login_device in production) and the
+    CSRF cookie's (csrftoken everywhere): all SameSite=Lax and Secure over HTTPS, and host-only on
+    Path=/; the session and device cookies HttpOnly, the CSRF cookie readable by the SPA."""
     csrf = CSRF_COOKIE
-    assert set(held) == {session, csrf}
+    device = "__Host-login_device" if session.startswith("__Host-") else "login_device"
+    assert set(held) == {session, device, csrf}
     assert held[session]["httpOnly"] is True
+    assert held[device]["httpOnly"] is True
     assert held[csrf]["httpOnly"] is False
-    for name in (session, csrf):
+    for name in (session, device, csrf):
         assert held[name]["secure"] is secure, name
         assert held[name]["sameSite"] == "Lax", name
         assert held[name]["path"] == "/", name
