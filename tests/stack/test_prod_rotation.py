@@ -74,6 +74,15 @@ def connects_with(stack: Stack, role: str, password: str) -> bool:
     return stack.exec("db", *query, env={"PGPASSWORD": password}, check=False).returncode == 0
 
 
+def rotated_under_load(stack: Stack, secret: str, what: str) -> None:
+    """`make rotate-secret SECRET=...` under load: it succeeds, no request fails and no write is lost."""
+    with under_load(stack) as (load, window):
+        rotated = rotate(stack, secret)
+
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert_served_everything(stack, load, window, what, rotation_figures(rotated.stdout))
+
+
 def test_secret_versions_are_keyed_hashes(prod_stack, workdir):
     """N-7: a secret's version (a label, and the Docker secret's name on Swarm) is a hash keyed with a
     random key kept in SECRETS_DIR, so it tells nothing of the value: the same value has another version
@@ -107,14 +116,8 @@ def test_rotating_the_secret_key_keeps_sessions_and_reset_links_and_drops_the_ol
     resetting, email = logged_in_client(prod_stack)
     link = reset_link(prod_stack, email)
 
-    with under_load(prod_stack) as (load, window):
-        rotated = rotate(prod_stack, "SECRET_KEY")
-
-    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
     # Every load client's session (made before) stayed logged in through the switch.
-    assert_served_everything(
-        prod_stack, load, window, "SECRET_KEY rotation", rotation_figures(rotated.stdout)
-    )
+    rotated_under_load(prod_stack, "SECRET_KEY", "SECRET_KEY rotation")
     second_keys = secret_keys(prod_stack)
     assert second_keys[1:] == first_keys[:1], "the key it replaced stays, as the one fallback"
     assert second_keys[0] not in first_keys
@@ -129,13 +132,7 @@ def test_rotating_the_secret_key_keeps_sessions_and_reset_links_and_drops_the_ol
     assert confirmed.status_code == 204, confirmed.text
     after, _ = logged_in_client(prod_stack)
 
-    with under_load(prod_stack) as (load, window):
-        rotated = rotate(prod_stack, "SECRET_KEY")
-
-    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
-    assert_served_everything(
-        prod_stack, load, window, "SECRET_KEY rotation, again", rotation_figures(rotated.stdout)
-    )
+    rotated_under_load(prod_stack, "SECRET_KEY", "SECRET_KEY rotation, again")
     third_keys = secret_keys(prod_stack)
     assert third_keys[1:] == second_keys[:1], "the oldest key is gone"
     # Signed with the first key, unused since: logged out now that the first key is dropped.
@@ -174,13 +171,7 @@ def test_a_rotation_that_stops_before_the_switch_puts_the_old_value_back(prod_st
 def test_rotating_the_runtime_roles_password_drops_no_request(prod_stack):
     old = prod_stack.env_values()["DB_APP_PASSWORD"]
 
-    with under_load(prod_stack) as (load, window):
-        rotated = rotate(prod_stack, "DB_APP_PASSWORD")
-
-    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
-    assert_served_everything(
-        prod_stack, load, window, "DB_APP_PASSWORD rotation", rotation_figures(rotated.stdout)
-    )
+    rotated_under_load(prod_stack, "DB_APP_PASSWORD", "DB_APP_PASSWORD rotation")
     new = prod_stack.env_values()["DB_APP_PASSWORD"]
     assert new != old
     assert (secrets_dir(prod_stack) / "db_app_password").read_text() == new
