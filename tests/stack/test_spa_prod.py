@@ -78,6 +78,7 @@ def test_signup_reload_logout_login_from_another_origin(context, prod_stack, spa
     # Host-only cookies (no Domain attribute), shared by the ports of localhost.
     assert {name: cookie["domain"] for name, cookie in held.items()} == {
         prod_stack.session_cookie: "localhost",
+        "__Host-login_device": "localhost",
         CSRF_COOKIE: "localhost",
     }
     # The browser keeps the session cookie from scripts, not the CSRF cookie.
@@ -140,6 +141,7 @@ def test_the_production_layout_spa_and_api_on_two_hosts_of_one_domain(
     assert_session_cookie_flags(held, secure=True, session=prod_stack.session_cookie)
     assert {name: cookie["domain"] for name, cookie in held.items()} == {
         prod_stack.session_cookie: API_HOST,
+        "__Host-login_device": API_HOST,
         CSRF_COOKIE: API_HOST,
     }
     assert page.evaluate("document.cookie") == ""
