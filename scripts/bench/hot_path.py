@@ -28,9 +28,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND = ROOT / "backend"
 PYTHON = BACKEND / ".venv" / "bin" / "python"
-PASSWORD = "correct horse battery staple 42"  # noqa: S105 (a throwaway account's)
 WORKERS, THREADS = "3", "2"
 CONNECTIONS = 32
+# wrk's units of latency, in milliseconds.
+MILLISECONDS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 # The throttles would answer the load with 429s.
 UNTHROTTLED = {"THROTTLE_ANON": "100000000/m", "THROTTLE_USER": "100000000/m"}
 # Required with production settings (check core.E009); no mail is sent.
@@ -39,8 +40,6 @@ RESET_URL = "https://app.example.com/reset-password?uid={uid}&token={token}"
 NATIVE_HTTPS, BACKEND_PORT, FLOOR_PORT = 31443, 31800, 31801
 PG_PORT, REDIS_PORT = 31432, 31379
 PROD_HTTPS, PROD_HTTP, PROD_BENCH_HTTPS = 32443, 32080, 32444
-# Apart from the stack tests' networks (172.16.230-252, tests/stack/stacks.py) and the default (253).
-EDGE_SUBNET = "172.16.254.0/24"
 
 
 @dataclass
@@ -67,22 +66,16 @@ def pinned(cpu: str) -> list[str]:
     return ["taskset", "--cpu-list", cpu] if cpu else []
 
 
-def milliseconds(text: str) -> float:
-    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if found is None:
-        sys.exit(f"bench: wrk printed a latency of {text!r}")
-    return float(found[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[found[2]]
-
-
 def wrk(url: str, seconds: int, cookie: str, cpu: str) -> Result:
     limits = ["--threads=2", f"--connections={CONNECTIONS}", f"--duration={seconds}s", "--timeout=10s"]
     output = run([*pinned(cpu), "wrk", *limits, "--latency", f"--header=Cookie: {cookie}", url])
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
+    latency = re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
+    percentiles = {percentile: float(value) * MILLISECONDS[unit] for percentile, value, unit in latency}
     if rps is None or set(percentiles) != {"50", "99"}:
         sys.exit(f"bench: wrk gave no rate or latency distribution for {url}:\n{output}")
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout|responses:) (\d+)", output))
-    return Result(float(rps[1]), milliseconds(percentiles["50"]), milliseconds(percentiles["99"]), errors)
+    return Result(float(rps[1]), percentiles["50"], percentiles["99"], errors)
 
 
 def local_client(**options: Any) -> httpx.Client:
@@ -96,7 +89,7 @@ def session_cookie(origin: str) -> str:
         token = client.get("/api/v1/auth/csrf").json()["csrf_token"]
         client.post(
             "/api/v1/auth/signup",
-            json={"email": f"bench-{secrets.token_hex(4)}@example.com", "password": PASSWORD},
+            json={"email": f"bench-{secrets.token_hex(4)}@example.com", "password": secrets.token_urlsafe()},
             headers={"X-CSRFToken": token, "Origin": origin},
         ).raise_for_status()
         return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
@@ -104,8 +97,7 @@ def session_cookie(origin: str) -> str:
 
 def measure(origin: str, bench_origin: str, args: argparse.Namespace, cpu: str) -> dict[str, list[Result]]:
     """Every target in turns, in a new order each round, so the machine's noise hits all of them alike."""
-    say(f"gunicorn: {WORKERS} workers x {THREADS} threads (gthread) for both apps")
-    say(f"wrk: 2 threads, {CONNECTIONS} connections per target")
+    say(f"gunicorn: {WORKERS} workers x {THREADS} threads per app; wrk: 2 threads, {CONNECTIONS} connections")
     cookie = session_cookie(origin)
     targets = {
         "floor": f"{bench_origin}/floor",
@@ -176,8 +168,7 @@ http {{
 
 @contextlib.contextmanager
 def native_stack(directory: Path) -> Iterator[tuple[str, str, str]]:
-    """PostgreSQL, Redis, the backend's and the floor's gunicorn and nginx, as processes on this machine;
-    yields the origins and the CPU for wrk. With 2+ CPUs the apps get CPU 0 and everything else CPU 1."""
+    """PostgreSQL, Redis, both apps' gunicorns and nginx, run here; yields the origins and wrk's CPU."""
     cpus = len(os.sched_getaffinity(0))
     app_cpu, other_cpu = ("0", "1") if cpus >= 2 and shutil.which("taskset") else ("", "")
     pinning = "both gunicorns on CPU 0; nginx, wrk, PostgreSQL and Redis on CPU 1"
@@ -187,8 +178,7 @@ def native_stack(directory: Path) -> Iterator[tuple[str, str, str]]:
     test_services = str(ROOT / "scripts" / "test-services")
     run([*pinned(other_cpu), test_services, "start", str(services)], env=service_ports)
     processes: list[subprocess.Popen[bytes]] = []
-    log_path = directory / "servers.log"
-    log = log_path.open("w")
+    log = (directory / "servers.log").open("w")
     try:
         env = {
             **{name: value for name, value in os.environ.items() if name in ("PATH", "HOME", "LANG")},
@@ -205,9 +195,8 @@ def native_stack(directory: Path) -> Iterator[tuple[str, str, str]]:
             "LOG_LEVEL": "WARNING",
         }
         run([str(PYTHON), "manage.py", "migrate", "--no-input"], cwd=BACKEND, env=env)
-        (directory / "nginx.conf").write_text(
-            NGINX_CONF.format(dir=directory, backend=BACKEND_PORT, floor=FLOOR_PORT, https=NATIVE_HTTPS)
-        )
+        conf = NGINX_CONF.format(dir=directory, backend=BACKEND_PORT, floor=FLOOR_PORT, https=NATIVE_HTTPS)
+        (directory / "nginx.conf").write_text(conf)
         gunicorn = [*pinned(app_cpu), str(PYTHON), "-m", "gunicorn", "--config=config/gunicorn.py"]
         floor = [f"--pythonpath={ROOT}/scripts/bench", "floor:application"]
         nginx = ["nginx", "-p", str(directory), "-c", str(directory / "nginx.conf"), "-g", "daemon off;"]
@@ -218,7 +207,7 @@ def native_stack(directory: Path) -> Iterator[tuple[str, str, str]]:
         ):
             processes.append(subprocess.Popen(command, cwd=BACKEND, env=env, stdout=log, stderr=log))
         origin = f"https://localhost:{NATIVE_HTTPS}"
-        wait_until_up(f"{origin}/api/v1/health/live", f"{origin}/floor", log=log_path)
+        wait_until_up(f"{origin}/api/v1/health/live", f"{origin}/floor", log=Path(log.name))
         yield origin, origin, other_cpu
         pss = process_tree_pss_mib(processes[0].pid)
         print(f"backend memory after the load (PSS of gunicorn's master and workers): {pss:.0f} MiB")
@@ -293,7 +282,8 @@ def prod_stack(directory: Path) -> Iterator[tuple[str, str, str]]:
         "PUBLISH_ADDRESS": "127.0.0.1",
         "HTTPS_PORT": str(PROD_HTTPS),
         "HTTP_PORT": str(PROD_HTTP),
-        "EDGE_SUBNET": EDGE_SUBNET,
+        # Apart from the stack tests' networks (172.16.230-252) and compose.prod.yaml's default (253).
+        "EDGE_SUBNET": "172.16.254.0/24",
         "BENCH_HTTPS_PORT": str(PROD_BENCH_HTTPS),
         "GUNICORN_WORKERS": WORKERS,
         "GUNICORN_THREADS": THREADS,
