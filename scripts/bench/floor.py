@@ -1,9 +1,6 @@
 """The floor of the hot-path benchmark (scripts/bench/hot_path.py): a bare Django view returning
-JsonResponse, with no middleware, no database, no session. Whatever the project's own endpoints cost
-beyond this is the project's.
-
-Served by gunicorn with the backend's config (same workers, threads and timeouts), from the backend's
-directory (in a checkout and in the image):
+JsonResponse, with no middleware, no database, no session; what the project's endpoints cost beyond it
+is the project's. Served from the backend's directory with its gunicorn config:
     gunicorn --config config/gunicorn.py --pythonpath ../scripts/bench floor:application
 """
 
@@ -14,20 +11,17 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 settings.configure(
-    DEBUG=False,
     SECRET_KEY="floor-benchmark-not-a-secret",  # noqa: S106 (signs nothing: no sessions, no CSRF)
     ALLOWED_HOSTS=["*"],
     ROOT_URLCONF=__name__,
     MIDDLEWARE=[],
-    INSTALLED_APPS=[],
     # The backend's gunicorn config sets up logging through core.logging; nothing here logs.
     LOGGING_CONFIG=None,
 )
 django.setup()
 
-# config/gunicorn.py's post_worker_init imports core.exceptions in every new worker. The backend has it
-# loaded before the fork (preload_app); loaded here too, so that a worker recycled after max_requests
-# costs both apps the same fork, not the floor a second of imports (DRF, psycopg, django-redis) per worker.
+# Loaded before the fork as the backend does (preload_app), so that a worker max_requests recycles costs
+# both apps the same (config/gunicorn.py's post_worker_init; docs/decisions.md, "A correction").
 import core.exceptions  # noqa: E402, F401
 
 
