@@ -1,11 +1,8 @@
-// MailDev behind a same-origin guard. MailDev's API answers any Origin with
-// Access-Control-Allow-Origin: <that origin> and credentials, and has no setting for it, so any web page
-// the developer visits could read the caught reset links from http://localhost:1080. This process listens
-// on 1080 in its place, runs MailDev itself with the arguments it was given (its UI then on
-// 127.0.0.1:1081, inside the container only), and forwards a request or a WebSocket upgrade only when
-//   - Host names this machine's loopback (localhost, 127.0.0.1, [::1]; a rebound DNS name is refused), and
-//   - Origin, when the browser sends one, is the UI's own: http://<Host>.
-// MailDev's Access-Control-* headers are dropped from every answer, so no other origin may read one.
+// MailDev behind a same-origin guard: MailDev's API allows any Origin with credentials, so any page the
+// developer visits could read the caught reset links (docs/decisions.md). This process listens on 1080,
+// runs MailDev (its UI on 127.0.0.1:1081) and forwards a request or WebSocket upgrade only when Host is
+// the loopback (a rebound DNS name is refused) and Origin, if sent, is the UI's own: http://<Host>.
+// MailDev's Access-Control-* headers are dropped from every answer.
 import http from 'node:http';
 import net from 'node:net';
 

@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# Run by the image's entrypoint before nginx starts. Behind a load balancer or CDN, every request comes
-# from its addresses: REAL_IP_FROM (its addresses or networks, comma-separated) makes nginx take the
-# client's address from the X-Forwarded-For those send, for its limits, its log and what it forwards to
-# the backend. Unset (the default): off, the client is whoever connected (docs/operations.md, "Behind a
-# load balancer or CDN").
+# Run by the image's entrypoint: REAL_IP_FROM (a load balancer's addresses or networks, comma-separated)
+# makes nginx take the client's address from the X-Forwarded-For those send; unset, off
+# (docs/operations.md, "Behind a load balancer or CDN").
 set -o errexit -o nounset -o pipefail
 
 conf=/etc/nginx/conf.d/real-ip.conf
@@ -21,7 +19,6 @@ for source in "${sources[@]}"; do
   fi
   printf 'set_real_ip_from %s;\n' "$source" >>"$conf"
 done
-# The rightmost address in the header that is not one of the trusted sources: a client's own entries,
-# further left, are never taken.
+# The rightmost untrusted address: a client's own entries, further left, are never taken.
 printf 'real_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n' >>"$conf"
 echo "nginx: client addresses from X-Forwarded-For sent by ${REAL_IP_FROM}"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run by the image's entrypoint after the templates are rendered: without the site there is nothing to
-# serve, so stop here with the reason instead of starting an nginx that answers nothing.
+# Run by the image's entrypoint after the templates are rendered: stop with the reason rather than
+# start an nginx that answers nothing.
 set -o errexit -o nounset -o pipefail
 
 if [ ! -s /etc/nginx/conf.d/default.conf ]; then
