@@ -22,19 +22,16 @@ VENV_HELP := make needs Python 3.11+ with its venv module as $(PYTHON). Debian/U
 	python3 python3-venv. macOS: a Python 3.11+ (brew install python@3.13, or python.org), then \
 	make run PYTHON=python3.13. Windows: use WSL (Ubuntu) and follow the Debian/Ubuntu line.
 MANAGE := cd backend && $(PY) manage.py
-# Where `make test-postgres` keeps its throwaway PostgreSQL and Redis.
+# $(call with_services,COMMAND): COMMAND with a throwaway PostgreSQL and Redis in SERVICES_DIR, their
+# DB_* and REDIS_URL in its environment; stopped whatever COMMAND's exit status, which make then gets.
 SERVICES_DIR ?= $(CURDIR)/.cache/test-services
-# $(call with_services,COMMAND): COMMAND with a throwaway PostgreSQL and Redis started in SERVICES_DIR
-# and their DB_* and REDIS_URL in its environment; they are stopped whatever COMMAND's exit status,
-# which make then gets.
 with_services = scripts/test-services start $(call arg,$(SERVICES_DIR)) && \
 	{ set -a; . $(call arg,$(SERVICES_DIR)/env); set +a; status=0; ($(1)) || status=$$?; \
 	scripts/test-services stop $(call arg,$(SERVICES_DIR)); exit $$status; }
 # The one way to pick the compose stack the container targets act on: dev (compose.yaml, the default)
 # or prod (compose.prod.yaml with the variables of ENV_FILE), e.g. `make up STACK=prod`.
 STACK ?= dev
-# The port of `make run`, and of the server `make fuzz` starts (8001 unless PORT is given, so that both
-# can run at once).
+# The port of `make run`; `make fuzz` uses 8001 unless PORT is given, so that both can run at once.
 PORT ?= 8000
 export ENV_FILE ?= .env
 COMPOSE := scripts/compose $(call arg,$(STACK))
@@ -70,10 +67,8 @@ app: venv ## A new app with an owner-only CRUD resource: make app NAME=notes MOD
 	$(MANAGE) makeapp $(call arg,$(NAME)) $(call arg,$(MODEL))
 
 .PHONY: test
-# Natively by default. With STACK=dev given (on the command line or in the environment), in the dev
-# image against the dev stack's PostgreSQL and Redis, started if need be: Docker is all it needs. The
-# whole checkout is mounted, since some tests check the files beside backend/ (docs, compose, scripts);
-# as your own user, so that nothing it writes there is root's.
+# STACK=dev given: in the dev image on the dev stack's PostgreSQL and Redis, with the whole checkout
+# mounted (some tests read docs, compose, scripts), as your own user so nothing it writes is root's.
 ifeq ($(origin STACK),file)
 test: venv ## Run the backend test suite (SQLite unless DB_*/REDIS_URL are set); STACK=dev: in the dev image and stack
 	cd backend && $(PY) -m pytest $(call args,$(PYTEST_ARGS))
@@ -151,22 +146,14 @@ logs: ## Follow the stack's logs (SERVICE=nginx for one service)
 ps: ## The stack's containers and their health
 	$(COMPOSE) ps --all
 
-.PHONY: shell
-shell: ## A Django shell in the running backend
-	$(COMPOSE) exec backend python manage.py shell
-
 .PHONY: manage
-manage: ## Run manage.py in the running backend, e.g. make manage ARGS="makemigrations accounts"
+manage: ## manage.py in the running backend: make manage ARGS=shell (createsuperuser, "makemigrations x")
 	@# As your own user in dev, so files it writes into the bind-mounted source are yours.
 	$(COMPOSE) exec $(if $(filter dev,$(STACK)),--user "$$(id -u):$$(id -g)") backend python manage.py $(call args,$(ARGS))
 
 .PHONY: migrate
 migrate: ## Apply migrations in the running stack (prod: the migrate one-shot, as the tables' owner)
 	$(if $(filter prod,$(STACK)),$(COMPOSE) run --rm migrate,$(COMPOSE) exec backend python manage.py migrate --no-input)
-
-.PHONY: createsuperuser
-createsuperuser: ## Create an admin user in the running stack
-	$(COMPOSE) exec backend python manage.py createsuperuser
 
 .PHONY: deploy
 deploy: ## Update the production stack to this checkout, no request dropped (ARGS=--help: options)
@@ -214,10 +201,6 @@ trust-ca: ## Steps to trust the local CA (the running dev stack's, or CA_FILE=ce
 .PHONY: stack-test
 stack-test: venv ## Boot both stacks in Docker, check them through nginx and in Chromium (tests/stack)
 	scripts/stack-test $(call args,$(PYTEST_ARGS))
-
-.PHONY: browser-test
-browser-test: venv ## Only the browser tests: the test SPA in headless Chromium against both stacks
-	scripts/stack-test stack/test_spa_dev.py stack/test_spa_prod.py $(call args,$(PYTEST_ARGS))
 
 .PHONY: fault-test
 fault-test: venv ## Kill, stop, freeze and cut off db, redis and backend of the prod stack under load (tests/faults)
