@@ -133,7 +133,7 @@ logs: ## Follow the stack's logs (SERVICE=nginx for one service)
 ps: ## The stack's containers and their health
 	$(COMPOSE) ps --all
 
-manage: ## manage.py in the running backend: make manage ARGS=shell (createsuperuser, "makemigrations x")
+manage: ## Run manage.py in the running backend: ARGS=shell, ARGS=createsuperuser, ARGS="makemigrations x"
 	@# As your own user in dev, so files it writes into the bind-mounted source are yours.
 	$(COMPOSE) exec $(if $(filter dev,$(STACK)),--user "$$(id -u):$$(id -g)") backend python manage.py $(call args,$(ARGS))
 
