@@ -93,7 +93,7 @@ lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
 fuzz: venv ## Fuzz the API from its OpenAPI schema (schemathesis) on a native server, throwaway PostgreSQL
 	$(call with_services,scripts/fuzz $(PY) $(call arg,$(if $(filter file,$(origin PORT)),8001,$(PORT))))
 
-audit: venv ## Known vulnerabilities in the Python locks and the test SPA's npm lock (scripts/audit.py)
+audit: venv ## Known vulnerabilities in the Python and npm locks (scripts/audit.py)
 	$(PY) scripts/audit.py
 
 format: venv ## Fix what ruff can fix and format the code
