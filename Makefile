@@ -22,19 +22,16 @@ VENV_HELP := make needs Python 3.11+ with its venv module as $(PYTHON). Debian/U
 	python3 python3-venv. macOS: a Python 3.11+ (brew install python@3.13, or python.org), then \
 	make run PYTHON=python3.13. Windows: use WSL (Ubuntu) and follow the Debian/Ubuntu line.
 MANAGE := cd backend && $(PY) manage.py
-# Where `make test-postgres` keeps its throwaway PostgreSQL and Redis.
+# $(call with_services,COMMAND): COMMAND with a throwaway PostgreSQL and Redis in SERVICES_DIR, their
+# DB_* and REDIS_URL in its environment; stopped whatever COMMAND's exit status, which make then gets.
 SERVICES_DIR ?= $(CURDIR)/.cache/test-services
-# $(call with_services,COMMAND): COMMAND with a throwaway PostgreSQL and Redis started in SERVICES_DIR
-# and their DB_* and REDIS_URL in its environment; they are stopped whatever COMMAND's exit status,
-# which make then gets.
 with_services = scripts/test-services start $(call arg,$(SERVICES_DIR)) && \
 	{ set -a; . $(call arg,$(SERVICES_DIR)/env); set +a; status=0; ($(1)) || status=$$?; \
 	scripts/test-services stop $(call arg,$(SERVICES_DIR)); exit $$status; }
 # The one way to pick the compose stack the container targets act on: dev (compose.yaml, the default)
 # or prod (compose.prod.yaml with the variables of ENV_FILE), e.g. `make up STACK=prod`.
 STACK ?= dev
-# The port of `make run`, and of the server `make fuzz` starts (8001 unless PORT is given, so that both
-# can run at once).
+# The port of `make run`; `make fuzz` uses 8001 unless PORT is given, so that both can run at once.
 PORT ?= 8000
 export ENV_FILE ?= .env
 COMPOSE := scripts/compose $(call arg,$(STACK))
@@ -42,7 +39,10 @@ COMPOSE := scripts/compose $(call arg,$(STACK))
 CERTS_DIR ?= certs
 CERT_NAMES ?= localhost
 
-.PHONY: help
+.PHONY: help venv run app test test-postgres lint fuzz audit format check-deploy lock bench up down logs \
+	ps manage migrate deploy rollback rotate-secret swarm-deploy swarm-update backup backup-verify restore \
+	certs trust-ca stack-test fault-test
+
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
@@ -55,25 +55,19 @@ $(VENV)/.installed: backend/requirements/dev.txt backend/requirements/stack-test
 		-r backend/requirements/dev.txt -r backend/requirements/stack-test.txt
 	@touch $@
 
-.PHONY: venv
 venv: $(VENV)/.installed ## Create backend/.venv with the locked dependencies (dev and stack-test groups)
 
-.PHONY: run
 run: venv ## Migrate and serve the API on http://127.0.0.1:8000 (SQLite, no Docker; PORT=8011 for another port)
 	$(MANAGE) migrate --no-input
 	$(MANAGE) runserver $(call arg,127.0.0.1:$(PORT))
 
-.PHONY: app
 app: venv ## A new app with an owner-only CRUD resource: make app NAME=notes MODEL=Note (docs/extending.md)
 	@test -n $(call arg,$(NAME)) && test -n $(call arg,$(MODEL)) \
 		|| { echo "Usage: make app NAME=<app, e.g. notes> MODEL=<its model, e.g. Note>" >&2; exit 2; }
 	$(MANAGE) makeapp $(call arg,$(NAME)) $(call arg,$(MODEL))
 
-.PHONY: test
-# Natively by default. With STACK=dev given (on the command line or in the environment), in the dev
-# image against the dev stack's PostgreSQL and Redis, started if need be: Docker is all it needs. The
-# whole checkout is mounted, since some tests check the files beside backend/ (docs, compose, scripts);
-# as your own user, so that nothing it writes there is root's.
+# STACK=dev given: in the dev image on the dev stack's PostgreSQL and Redis, with the whole checkout
+# mounted (some tests read docs, compose, scripts), as your own user so nothing it writes is root's.
 ifeq ($(origin STACK),file)
 test: venv ## Run the backend test suite (SQLite unless DB_*/REDIS_URL are set); STACK=dev: in the dev image and stack
 	cd backend && $(PY) -m pytest $(call args,$(PYTEST_ARGS))
@@ -86,11 +80,9 @@ test:
 	@echo "make test runs natively, or in the dev stack with STACK=dev; not in the production stack" >&2; exit 2
 endif
 
-.PHONY: test-postgres
 test-postgres: venv ## Run the suite against a throwaway PostgreSQL and Redis on 127.0.0.1
 	$(call with_services,cd backend && $(PY) -m pytest $(call args,$(PYTEST_ARGS)))
 
-.PHONY: lint
 lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
 	cd backend && $(PY) -m ruff check . ../scripts ../tests
 	cd backend && $(PY) -m ruff format --check . ../scripts ../tests
@@ -98,24 +90,19 @@ lint: venv ## ruff, mypy, missing migrations and the OpenAPI schema
 	$(MANAGE) makemigrations --check --dry-run
 	$(MANAGE) spectacular --validate --fail-on-warn --file /dev/null
 
-.PHONY: fuzz
 fuzz: venv ## Fuzz the API from its OpenAPI schema (schemathesis) on a native server, throwaway PostgreSQL
 	$(call with_services,scripts/fuzz $(PY) $(call arg,$(if $(filter file,$(origin PORT)),8001,$(PORT))))
 
-.PHONY: audit
-audit: venv ## Known vulnerabilities in the Python locks and the test SPA's npm lock (scripts/audit.py)
+audit: venv ## Known vulnerabilities in the Python and npm locks (scripts/audit.py)
 	$(PY) scripts/audit.py
 
-.PHONY: format
 format: venv ## Fix what ruff can fix and format the code
 	cd backend && $(PY) -m ruff check --fix . ../scripts ../tests && $(PY) -m ruff format . ../scripts ../tests
 
-.PHONY: check-deploy
 check-deploy: venv ## `check --deploy` with production settings and sample values
 	cd backend && set -a && . config/settings/sample-prod.env && set +a && \
 		$(PY) manage.py check --deploy --fail-level WARNING
 
-.PHONY: lock
 # The command each lock file's header records; Renovate re-runs it from there (.github/renovate.json),
 # so options that take a value are written with "=".
 lock: ## Re-resolve backend/requirements/*.txt from backend/pyproject.toml (needs uv)
@@ -126,99 +113,68 @@ lock: ## Re-resolve backend/requirements/*.txt from backend/pyproject.toml (need
 	cd backend && uv pip compile pyproject.toml --group=stack-test --constraint=requirements/dev.txt \
 		--universal --python-version=3.11 --generate-hashes --quiet --output-file=requirements/stack-test.txt
 
-.PHONY: bench
 bench: venv ## The hot path against a bare Django view, through nginx (STACK=prod: in the compose stack)
 	$(PY) scripts/bench/hot_path.py --stack $(if $(filter prod,$(STACK)),prod,native) $(call args,$(BENCH_ARGS))
 
 # ---------------------------------------------------------------- the compose stacks
 
-.PHONY: up
 up: ## Build and start the stack (STACK=dev|prod) and wait until it is healthy (updates: make deploy)
 	$(COMPOSE) up --build --detach --wait
 	@# Backends it recreated have new addresses: nginx follows them without a restart.
 	scripts/nginx-reload $(call arg,$(STACK))
 	@echo "nginx serves HTTPS on $$($(COMPOSE) port nginx 8443): the API under /api/v1/, docs /api/v1/docs, admin /admin/"
 
-.PHONY: down
 down: ## Stop the stack; volumes and data are kept
 	$(COMPOSE) down
 
-.PHONY: logs
 logs: ## Follow the stack's logs (SERVICE=nginx for one service)
 	$(COMPOSE) logs --follow --tail 100 $(if $(SERVICE),$(call arg,$(SERVICE)))
 
-.PHONY: ps
 ps: ## The stack's containers and their health
 	$(COMPOSE) ps --all
 
-.PHONY: shell
-shell: ## A Django shell in the running backend
-	$(COMPOSE) exec backend python manage.py shell
-
-.PHONY: manage
-manage: ## Run manage.py in the running backend, e.g. make manage ARGS="makemigrations accounts"
+manage: ## Run manage.py in the running backend: ARGS=shell, ARGS=createsuperuser, ARGS="makemigrations x"
 	@# As your own user in dev, so files it writes into the bind-mounted source are yours.
 	$(COMPOSE) exec $(if $(filter dev,$(STACK)),--user "$$(id -u):$$(id -g)") backend python manage.py $(call args,$(ARGS))
 
-.PHONY: migrate
 migrate: ## Apply migrations in the running stack (prod: the migrate one-shot, as the tables' owner)
 	$(if $(filter prod,$(STACK)),$(COMPOSE) run --rm migrate,$(COMPOSE) exec backend python manage.py migrate --no-input)
 
-.PHONY: createsuperuser
-createsuperuser: ## Create an admin user in the running stack
-	$(COMPOSE) exec backend python manage.py createsuperuser
-
-.PHONY: deploy
 deploy: ## Update the production stack to this checkout, no request dropped (ARGS=--help: options)
 	scripts/deploy $(call args,$(ARGS))
 
-.PHONY: rollback
 rollback: ## Switch the production backend back to the image that served before (or ARGS=<version>)
 	scripts/deploy --rollback $(call args,$(ARGS))
 
-.PHONY: rotate-secret
 rotate-secret: ## A new SECRET_KEY (or SECRET=DB_APP_PASSWORD) in .env, applied with no request dropped
 	scripts/deploy --rotate-secret $(or $(SECRET),SECRET_KEY)
 
-.PHONY: swarm-deploy
 swarm-deploy: ## Deploy the whole stack to Docker Swarm (compose.swarm.yaml) from a manager node
 	scripts/swarm deploy $(call args,$(ARGS))
 
-.PHONY: swarm-update
 swarm-update: ## Roll the Swarm stack's backend over to this checkout's code, no request dropped
 	scripts/swarm update $(call args,$(ARGS))
 
-.PHONY: backup
 backup: ## Dump the database into the backups and say where (NAME=x.dump: one that is never pruned)
 	$(COMPOSE) exec --no-TTY db backup $(if $(NAME),$(call arg,$(NAME)))
 
-.PHONY: backup-verify
 backup-verify: ## Restore the newest backup (or FILE=...) into a scratch database and compare row counts
 	$(COMPOSE) exec --no-TTY db backup-verify $(if $(FILE),$(call arg,$(FILE)))
 
-.PHONY: restore
 restore: ## Replace the database with a backup: make restore FILE=app-....dump
 	@test -n $(call arg,$(FILE)) || { echo "Usage: make restore FILE=<name in the backups volume or a path>" >&2; exit 2; }
 	scripts/db-restore $(call arg,$(STACK)) $(call arg,$(FILE))
 
-.PHONY: certs
 certs: ## A certificate for CERT_NAMES (default localhost) from a local CA, both in CERTS_DIR (default certs/)
 	nginx/local-cert $(call arg,$(CERTS_DIR)) $(call args,$(CERT_NAMES))
 
-.PHONY: trust-ca
 # INSTALL counts only on the command line: an INSTALL in the environment (e.g. the path of install(1))
 # must not change the system's trust store.
 trust-ca: ## Steps to trust the local CA (the running dev stack's, or CA_FILE=certs/ca.pem); INSTALL=1 does them
 	scripts/trust-ca $(if $(filter command,$(origin INSTALL)),$(if $(value INSTALL),--install)) $(if $(CA_FILE),$(call arg,$(CA_FILE)))
 
-.PHONY: stack-test
 stack-test: venv ## Boot both stacks in Docker, check them through nginx and in Chromium (tests/stack)
 	scripts/stack-test $(call args,$(PYTEST_ARGS))
 
-.PHONY: browser-test
-browser-test: venv ## Only the browser tests: the test SPA in headless Chromium against both stacks
-	scripts/stack-test stack/test_spa_dev.py stack/test_spa_prod.py $(call args,$(PYTEST_ARGS))
-
-.PHONY: fault-test
 fault-test: venv ## Kill, stop, freeze and cut off db, redis and backend of the prod stack under load (tests/faults)
 	scripts/stack-test faults $(call args,$(PYTEST_ARGS))

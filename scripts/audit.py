@@ -13,7 +13,6 @@ package it could not look up an error instead of a silent skip.
 
 import argparse
 import datetime
-import functools
 import json
 import re
 import shutil
@@ -26,8 +25,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_LOCKS = sorted((REPO / "backend" / "requirements").glob("*.txt"))
-# The npm projects: the test SPA, and the dev stack's mail catcher.
-NPM_PROJECTS = [REPO / "tests" / "spa", REPO / "maildev"]
+NPM_LOCKS = [REPO / "tests" / "spa" / "package-lock.json", REPO / "maildev" / "package-lock.json"]
 IGNORE_FILE = REPO / "scripts" / "audit-ignore.toml"
 PIP_AUDIT = Path(sys.executable).with_name("pip-audit")
 # pip-audit's vulnerability services, in the order they are tried.
@@ -112,76 +110,53 @@ def npm_audit_findings(report: dict[str, Any], where: str) -> list[Finding]:
     advisories; entries that only name another vulnerable package are that package's findings."""
     findings = []
     for name, vulnerability in report["vulnerabilities"].items():
+        fix = vulnerability.get("fixAvailable")
+        fixed_in = fix.get("version", "") if isinstance(fix, dict) else ("yes" if fix else "")
         for via in vulnerability.get("via", []):
             if not isinstance(via, dict):
                 continue
             url = via.get("url", "")
             ghsa = re.search(r"GHSA(-[0-9a-z]{4}){3}", url)
             advisory_id = ghsa.group(0) if ghsa else str(via.get("source", url))
-            fix = vulnerability.get("fixAvailable")
-            fixed_in = fix.get("version", "") if isinstance(fix, dict) else ("yes" if fix else "")
-            findings.append(
-                Finding(
-                    where=where,
-                    package=name,
-                    version=via.get("range", "?"),
-                    id=advisory_id,
-                    aliases=(str(via["source"]),) if "source" in via and ghsa else (),
-                    fixed_in=fixed_in,
-                )
-            )
+            aliases = (str(via["source"]),) if "source" in via and ghsa else ()
+            findings.append(Finding(where, name, via.get("range", "?"), advisory_id, aliases, fixed_in))
     return findings
+
+
+def run_tool(command: list[str], cwd: Path = REPO) -> tuple[dict[str, Any], str]:
+    """The JSON report a tool printed ({} if none), and the last line of what it wrote on stderr."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False, timeout=600)
+    try:
+        report = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        report = {}
+    errors = result.stderr.strip().splitlines()
+    return report, errors[-1].strip() if errors else "(no output)"
 
 
 def run_pip_audit(lock: Path) -> list[Finding]:
     where = str(lock.relative_to(REPO))
     failures = []
     for service, name in SERVICES.items():
-        command = [
-            str(PIP_AUDIT),
-            "--requirement",
-            str(lock),
-            "--require-hashes",
-            "--disable-pip",
-            "--strict",
-            "--vulnerability-service",
-            service,
-            "--format",
-            "json",
-            "--progress-spinner",
-            "off",
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
-        try:
-            report = json.loads(result.stdout)
-        except json.JSONDecodeError:
-            failures.append(f"{name}: {last_lines(result.stderr)}")
-            continue
-        return pip_audit_findings(report, f"{where} ({name})")
+        command = [str(PIP_AUDIT), f"--requirement={lock}", "--require-hashes", "--disable-pip", "--strict"]
+        command += ["--format=json", "--progress-spinner=off", f"--vulnerability-service={service}"]
+        report, said = run_tool(command)
+        if "dependencies" in report:
+            return pip_audit_findings(report, f"{where} ({name})")
+        failures.append(f"{name}: {said}")
     raise AuditError(
         f"pip-audit could not check {where} against any vulnerability database:\n" + "\n".join(failures)
     )
 
 
-def run_npm_audit(project: Path) -> list[Finding]:
-    where = str((project / "package-lock.json").relative_to(REPO))
+def run_npm_audit(lock: Path) -> list[Finding]:
+    where = str(lock.relative_to(REPO))
     npm = shutil.which("npm")
     if npm is None:
         raise AuditError(f"npm audit could not check {where}: npm is not installed (Node.js brings it)")
-    result = subprocess.run(
-        [npm, "audit", "--omit=dev", "--json"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    try:
-        report = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        report = {}
+    report, said = run_tool([npm, "audit", "--omit=dev", "--json"], cwd=lock.parent)
     if "vulnerabilities" not in report:
-        said = report.get("message") or report.get("error", {}).get("summary") or last_lines(result.stderr)
+        said = report.get("message") or report.get("error", {}).get("summary") or said
         raise AuditError(f"npm audit could not check {where}: {said}")
     return npm_audit_findings(report, f"{where} (npm registry)")
 
@@ -201,17 +176,10 @@ def judge(
     return failing, ignored
 
 
-def last_lines(text: str, count: int = 1) -> str:
-    """The end of what a tool wrote: the error line of a traceback, pip-audit's last error."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " / ".join(lines[-count:]) or "(no output)"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--ignore-file", type=Path, default=IGNORE_FILE)
     arguments = parser.parse_args()
-
     try:
         ignores = load_ignores(arguments.ignore_file)
     except IgnoreFileError as error:
@@ -219,30 +187,23 @@ def main() -> int:
         return BAD_IGNORE_FILE
 
     findings: list[Finding] = []
-    could_not_run = []
-    checks = [functools.partial(run_pip_audit, lock) for lock in PYTHON_LOCKS]
-    checks += [functools.partial(run_npm_audit, project) for project in NPM_PROJECTS]
-    for check in checks:
+    not_checked = []
+    for lock in PYTHON_LOCKS + NPM_LOCKS:
         try:
-            found = check()
+            findings += run_pip_audit(lock) if lock.suffix == ".txt" else run_npm_audit(lock)
         except AuditError as error:
-            could_not_run.append(str(error))
-            continue
-        findings += found
+            not_checked.append(str(error))
 
-    today = datetime.datetime.now(tz=datetime.UTC).date()
-    failing, ignored = judge(findings, ignores, today)
+    failing, ignored = judge(findings, ignores, datetime.datetime.now(tz=datetime.UTC).date())
     for finding, ignore in ignored:
         print(f"audit: ignored: {finding}\n       because: {ignore.reason}")
     for finding in failing:
         print(f"audit: VULNERABLE: {finding}")
-
-    if could_not_run:
-        for message in could_not_run:
+    if not_checked:
+        for message in not_checked:
             print(f"audit: NOT CHECKED: {message}", file=sys.stderr)
         print(
-            "audit: the audit could not run completely: no vulnerability database answered",
-            file=sys.stderr,
+            "audit: the audit could not run completely: no vulnerability database answered", file=sys.stderr
         )
         return COULD_NOT_RUN
     if failing:

@@ -4,6 +4,7 @@ instead of leaving the reader with Python's own error. What a command line or th
 (NAME, FILE, ARGS...) reaches the recipe's command as text, never as shell or make syntax."""
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -159,3 +160,12 @@ def test_only_install_on_the_command_line_installs():
 
     assert "--install" not in command_words(in_the_environment, "scripts/trust-ca")
     assert "--install" in command_words(on_the_command_line, "scripts/trust-ca")
+
+
+def test_every_target_help_lists_is_phony():
+    """A file of a target's name (a `test` or `lint` in the checkout) must not make make skip it."""
+    database = make_dry_run("--print-data-base", "help")
+    [phony] = [line.split()[1:] for line in database.splitlines() if line.startswith(".PHONY:")]
+    listed = re.findall(r"^([a-zA-Z0-9_-]+):.*## ", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert "help" in listed
+    assert sorted(phony) == sorted(listed)
