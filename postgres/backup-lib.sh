@@ -30,14 +30,15 @@ hmac() {
     local $/; print hmac_sha256_hex(<STDIN> // "", $key), "\n";'
 }
 
-# as_role ROLE COMMAND...: COMMAND connecting as ROLE; the password of the two roles derives from BACKUP_KEY.
+role_password() { printf 'postgres role %s' "$1" | hmac; }  # app_backup's, app_verify's: from BACKUP_KEY
+# as_role ROLE COMMAND...: COMMAND connecting as ROLE.
 as_role() {
   local role=$1 password
   shift
   if [ "$role" = "$POSTGRES_USER" ]; then
     "$@"
   else
-    password=$(printf 'postgres role %s' "$role" | hmac)
+    password=$(role_password "$role")
     PGPASSWORD=$password "$@"
   fi
 }
@@ -57,7 +58,7 @@ ensure_roles() {
     echo "SELECT 'CREATE ROLE $role' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role')"
     echo '\gexec'
     echo "ALTER ROLE $role LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS" \
-      "PASSWORD '$(printf 'postgres role %s' "$role" | hmac)';"
+      "PASSWORD '$(role_password "$role")';"
   done | psql_on postgres
   psql_on postgres --command "GRANT pg_read_all_data TO $BACKUP_ROLE"
 }
@@ -128,9 +129,9 @@ read_retention() {
   KEEP_DAILY=$((10#$KEEP_DAILY)) KEEP_WEEKLY=$((10#$KEEP_WEEKLY))
 }
 
-counts_file_of() {  # a dump's manifest, its row counts and signature: app-20250102T031500Z.counts
-  echo "${1%.dump}.counts"
-}
+counts_file_of() { echo "${1%.dump}.counts"; }  # a dump's manifest, its row counts and signature
+# count_rows FILE: "TABLES ROWS" of FILE's "schema.table<TAB>rows" lines
+count_rows() { awk -F'\t' '{ sum += $2 } END { print NR, sum + 0 }' "$1"; }
 
 sign_manifest() { echo "# hmac-sha256 $(hmac <"$1")" >>"$1"; }  # sign_manifest FILE: appends its HMAC
 
