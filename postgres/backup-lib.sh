@@ -156,14 +156,10 @@ check_dump() {
   fi
 }
 
-series() {  # series: the names of the series' dumps whose time has come, newest first
-  local now name
-  now=$(date -u +%Y%m%dT%H%M%SZ)
+# series: the names of the series' dumps, newest first, but for names in the future (not this service's).
+series() {
   find "$BACKUPS" -maxdepth 1 -type f -printf '%f\n' | grep -E "$SERIES_PATTERN" | sort -r |
-    while read -r name; do
-      # A name in the future was not written by this service: ignored.
-      [[ ${name#"$DATABASE"-} > $now.dump ]] || echo "$name"
-    done
+    awk -v now="$DATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump" '$0 <= now'
 }
 
 require_writable_backups() {
