@@ -129,6 +129,7 @@ read_retention() {
   KEEP_DAILY=$((10#$KEEP_DAILY)) KEEP_WEEKLY=$((10#$KEEP_WEEKLY))
 }
 
+dump_path() { if [ -f "$1" ]; then echo "$1"; else echo "$BACKUPS/$1"; fi; }  # a path, or a name in /backups
 counts_file_of() { echo "${1%.dump}.counts"; }  # a dump's manifest, its row counts and signature
 # count_rows FILE: "TABLES ROWS" of FILE's "schema.table<TAB>rows" lines
 count_rows() { awk -F'\t' '{ sum += $2 } END { print NR, sum + 0 }' "$1"; }
