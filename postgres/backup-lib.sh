@@ -1,11 +1,8 @@
 # Sourced by backup, backup-prune, backup-verify, restore and backup-scheduler: what they share.
-#
 # They run in the db container (`make backup`, over the local socket) and in the backup service (over
-# the network: PGHOST, PGPASSWORD), on POSTGRES_DB, with the dumps in /backups. The superuser
-# (POSTGRES_USER) only makes the two roles below and the scratch databases: dumps are read as
-# app_backup, and restored as app_verify, which owns nothing but the database it restores into. Who
-# writes /backups cannot get SQL run as the superuser, nor a dump of theirs restored: each dump's
-# manifest (NAME.counts) is signed with BACKUP_KEY, a secret that never lives in /backups.
+# the network: PGHOST, PGPASSWORD). Dumps are read as app_backup and restored as app_verify, never as
+# the superuser; each manifest is signed with BACKUP_KEY, which never lives in /backups, so whoever
+# writes there cannot get a dump of theirs restored (docs/operations.md, Backups).
 
 BACKUPS=/backups
 # Swarm gives the password as a Docker secret, a file: libpq reads PGPASSWORD.
@@ -18,11 +15,9 @@ umask 077
 DATABASE=$POSTGRES_DB
 BACKUP_ROLE=app_backup
 VERIFY_ROLE=app_verify
-# Dumps of the series: $POSTGRES_DB-<UTC time>.dump. Pruning and backup-verify consider only these;
-# other files in /backups (a restore's safety dump, a dump given a name) are left alone.
+# Dumps of the series, the only ones pruned or verified by default: $POSTGRES_DB-<UTC time>.dump.
 SERIES_PATTERN="^${DATABASE}-[0-9]{8}T[0-9]{6}Z\\.dump\$"
 # Tables whose rows are not dumped: a restore must not bring back sessions that were logged out.
-# backup-verify expects them empty.
 EXCLUDED_TABLE_DATA=(django_session)
 
 # hmac: the HMAC-SHA256 of stdin keyed with BACKUP_KEY, in hex. The key is read from its file
@@ -35,14 +30,15 @@ hmac() {
     local $/; print hmac_sha256_hex(<STDIN> // "", $key), "\n";'
 }
 
-# as_role ROLE COMMAND...: COMMAND connecting as ROLE; the password of the two roles derives from BACKUP_KEY.
+role_password() { printf 'postgres role %s' "$1" | hmac; }  # app_backup's, app_verify's: from BACKUP_KEY
+# as_role ROLE COMMAND...: COMMAND connecting as ROLE.
 as_role() {
   local role=$1 password
   shift
   if [ "$role" = "$POSTGRES_USER" ]; then
     "$@"
   else
-    password=$(printf 'postgres role %s' "$role" | hmac)
+    password=$(role_password "$role")
     PGPASSWORD=$password "$@"
   fi
 }
@@ -62,11 +58,46 @@ ensure_roles() {
     echo "SELECT 'CREATE ROLE $role' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role')"
     echo '\gexec'
     echo "ALTER ROLE $role LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS" \
-      "PASSWORD '$(printf 'postgres role %s' "$role" | hmac)';"
+      "PASSWORD '$(role_password "$role")';"
   done | psql_on postgres
   psql_on postgres --command "GRANT pg_read_all_data TO $BACKUP_ROLE"
 }
 require_key() { hmac </dev/null >/dev/null; }  # fails, saying so, without BACKUP_KEY
+
+usage() {  # the script's header comment, on stderr, then exit 2
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0" >&2
+  exit 2
+}
+
+# hold_errors: from here on messages go to $work/errors, shown again on failure by log_failure.
+hold_errors() {
+  started=$(now_seconds)
+  work=$(mktemp -d)
+  exec {stderr}>&2 2>"$work/errors"
+}
+# log_failure STATUS EVENT MESSAGE [FIELD...]: if STATUS is not 0, the held messages and a JSON line
+# whose message ends with the last of them. Removes $work.
+log_failure() {
+  local status=$1 event=$2 message=$3 reason
+  shift 3
+  if [ "$status" -ne 0 ]; then
+    cat "$work/errors" >&"$stderr"
+    reason=$(tail -n 1 "$work/errors")
+    log_json ERROR "$message: ${reason:-exit status $status}" event="$event" "$@" \
+      duration_s:="$(seconds_since "$started")" result=failed
+  fi
+  rm -rf "$work"
+}
+
+# restore_into DATABASE DUMP: DUMP restored, as app_verify, into a new DATABASE which that role owns.
+# Without the grants: they name roles app_verify may not act for (migrate grants the backend's again).
+# Fails, saying why, also where errexit is off (an `if`).
+restore_into() {
+  psql_on postgres --command "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" || return
+  psql_on postgres --command "CREATE DATABASE \"$1\" OWNER $VERIFY_ROLE" || return
+  as_role "$VERIFY_ROLE" pg_restore --exit-on-error --no-owner --no-acl --username "$VERIFY_ROLE" \
+    --dbname "$1" "$2" || { echo "pg_restore could not restore $2 (its messages are above)" >&2; return 1; }
+}
 
 # SQL that prints "schema.table<TAB>rows" for every table whose rows are dumped, sorted; run it in the
 # transaction whose snapshot pg_dump dumps, or on a restored copy.
@@ -98,9 +129,10 @@ read_retention() {
   KEEP_DAILY=$((10#$KEEP_DAILY)) KEEP_WEEKLY=$((10#$KEEP_WEEKLY))
 }
 
-counts_file_of() {  # a dump's manifest, its row counts and signature: app-20250102T031500Z.counts
-  echo "${1%.dump}.counts"
-}
+dump_path() { if [ -f "$1" ]; then echo "$1"; else echo "$BACKUPS/$1"; fi; }  # a path, or a name in /backups
+counts_file_of() { echo "${1%.dump}.counts"; }  # a dump's manifest, its row counts and signature
+# count_rows FILE: "TABLES ROWS" of FILE's "schema.table<TAB>rows" lines
+count_rows() { awk -F'\t' '{ sum += $2 } END { print NR, sum + 0 }' "$1"; }
 
 sign_manifest() { echo "# hmac-sha256 $(hmac <"$1")" >>"$1"; }  # sign_manifest FILE: appends its HMAC
 
@@ -125,14 +157,10 @@ check_dump() {
   fi
 }
 
-series() {  # series: the names of the series' dumps whose time has come, newest first
-  local now name
-  now=$(date -u +%Y%m%dT%H%M%SZ)
+# series: the names of the series' dumps, newest first, but for names in the future (not this service's).
+series() {
   find "$BACKUPS" -maxdepth 1 -type f -printf '%f\n' | grep -E "$SERIES_PATTERN" | sort -r |
-    while read -r name; do
-      # A name in the future was not written by this service: ignored.
-      [[ ${name#"$DATABASE"-} > $now.dump ]] || echo "$name"
-    done
+    awk -v now="$DATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump" '$0 <= now'
 }
 
 require_writable_backups() {
